@@ -1,0 +1,55 @@
+"""Patches that let the mmdet3d stack run on machines without CUDA.
+
+Each patch is applied only where ``torch.cuda.is_available()`` is False, is
+idempotent and can be undone (see ``README.md`` in this folder):
+
+* ``spconv_cpu_stream`` (:mod:`.spconv_cpu`): spconv sparse-conv backward on
+  CPU.
+* ``kitti_rotate_iou_cpu`` (:mod:`.kitti_rotate_iou`): CPU rotated IoU for
+  mmdet3d's KITTI evaluation (skipped when ``NUMBA_ENABLE_CUDASIM`` is set).
+
+Importing this package is cheap: nothing is compiled until first use.
+"""
+from __future__ import annotations
+
+import sys
+from typing import List
+
+__all__ = ['apply_cpu_patches', 'remove_cpu_patches', 'applied_cpu_patches']
+
+
+def _cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def apply_cpu_patches() -> List[str]:
+    """Apply every CPU patch this machine needs.
+
+    Returns:
+        Names of the patches in effect after the call (empty with CUDA).
+    """
+    if _cuda_available():
+        return applied_cpu_patches()
+    from . import kitti_rotate_iou, spconv_cpu
+    spconv_cpu.apply()
+    kitti_rotate_iou.apply()
+    return applied_cpu_patches()
+
+
+def applied_cpu_patches() -> List[str]:
+    """Names of the CPU patches currently in effect."""
+    names = []
+    for module_name in ('spconv_cpu', 'kitti_rotate_iou'):
+        module = sys.modules.get(f'{__name__}.{module_name}')
+        if module is not None and module.is_applied():
+            names.append(module.PATCH_NAME)
+    return names
+
+
+def remove_cpu_patches() -> None:
+    """Undo every CPU patch applied by :func:`apply_cpu_patches`."""
+    for module_name in ('spconv_cpu', 'kitti_rotate_iou'):
+        module = sys.modules.get(f'{__name__}.{module_name}')
+        if module is not None:
+            module.remove()

@@ -1,0 +1,172 @@
+"""Distiller3D: one frozen teacher, one student, configurable KD terms."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Union
+
+import torch
+from mmengine.model import BaseModel
+from torch import Tensor, nn
+
+from mmdet3d.registry import MODELS, TASK_UTILS
+
+from ..recorders import RecorderManager
+from .teacher import build_teacher, check_same_voxelization
+
+
+@MODELS.register_module()
+class Distiller3D(BaseModel):
+    """Knowledge distillation wrapper for mmdet3d detectors and segmentors.
+
+    Training step::
+
+        batch -> data_preprocessor (the student's; voxelize once)
+              -> teacher.<teacher_forward>(inputs)   eval, no_grad, recorded
+              -> student.loss(inputs, data_samples)  recorded
+              -> each distill term: rows(student rec, teacher rec) -> loss
+        losses: ``student.*`` plus ``distill.loss_<term>``
+
+    ``predict`` / ``tensor`` (validation, test, export) run the student only.
+    The teacher is not a submodule: it is absent from ``state_dict``,
+    ``parameters()`` and ``init_weights``, so checkpoints hold the student
+    and the distillation modules (adapters, connectors) only.
+
+    Args:
+        student: mmdet3d model config of the student.
+        teacher: ``dict(config=PATH or model dict, checkpoint=PATH or URL)``.
+            The checkpoint is loaded strictly; a mismatch raises with the
+            missing / unexpected keys.
+        student_recorders: ``{name: recorder config}`` on the student, e.g.
+            ``dict(pillars=dict(source='voxel_encoder'))``.
+        teacher_recorders: the same on the teacher.
+        distill_terms: ``{term: dict(student=REC, teacher=REC, rows=CFG,
+            loss=CFG)}``: ``rows`` is a ``TASK_UTILS`` builder such as
+            ``VoxelRows`` turning the recorded features into the loss's
+            keyword arguments; ``loss`` is a ``MODELS`` loss.
+        teacher_forward: ``'extract_feat'`` (backbone features) or
+            ``'tensor'`` (the teacher's raw head outputs).
+        check_voxelization: refuse a teacher whose data preprocessor
+            voxelizes differently from the student's.
+        data_preprocessor: defaults to the student's.
+
+    The loss-weight hook (``DistillLossWeightHook``) scales all distill terms
+    through the attribute ``distill_loss_scale``; at 0 the teacher and the
+    distill terms are skipped.
+    """
+
+    def __init__(self,
+                 student: Mapping,
+                 teacher: Mapping,
+                 student_recorders: Mapping[str, Mapping],
+                 teacher_recorders: Mapping[str, Mapping],
+                 distill_terms: Mapping[str, Mapping],
+                 teacher_forward: str = 'extract_feat',
+                 check_voxelization: bool = True,
+                 data_preprocessor: Optional[Mapping] = None,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = student.get('data_preprocessor')
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        if teacher_forward not in ('extract_feat', 'tensor'):
+            raise ValueError("teacher_forward must be 'extract_feat' or "
+                             f"'tensor', got {teacher_forward!r}")
+        self.student = MODELS.build(student)
+        teacher_model, teacher_cfg = build_teacher(
+            teacher['config'], teacher.get('checkpoint'))
+        if check_voxelization:
+            check_same_voxelization(student, teacher_cfg)
+        # Kept out of _modules: not saved, not optimised, not re-initialised.
+        self.__dict__['teacher'] = teacher_model
+        self.teacher_forward = teacher_forward
+
+        self.student_recorders = RecorderManager(student_recorders,
+                                                 self.student)
+        self.teacher_recorders = RecorderManager(teacher_recorders,
+                                                 teacher_model)
+        self.distill_losses = nn.ModuleDict()
+        self.distill_rows: Dict[str, Any] = {}
+        self.distill_sources: Dict[str, tuple] = {}
+        for name, term in distill_terms.items():
+            for side, recs in (('student', self.student_recorders),
+                               ('teacher', self.teacher_recorders)):
+                if term[side] not in recs:
+                    raise KeyError(
+                        f"distill term '{name}': {side} recorder "
+                        f"'{term[side]}' is not defined; {side}_recorders "
+                        f'has {recs.names}')
+            self.distill_sources[name] = (term['student'], term['teacher'])
+            self.distill_rows[name] = TASK_UTILS.build(
+                term.get('rows', dict(type='FeaturePair')))
+            self.distill_losses[name] = MODELS.build(term['loss'])
+        self.distill_loss_scale = 1.0
+
+    # --------------------------------------------------------------- device
+    def _apply(self, fn, *args, **kwargs):  # type: ignore[override]
+        """Move / cast the teacher together with the distiller."""
+        super()._apply(fn, *args, **kwargs)
+        self.teacher._apply(fn, *args, **kwargs)
+        return self
+
+    def train(self, mode: bool = True) -> 'Distiller3D':
+        super().train(mode)
+        self.teacher.eval()  # BatchNorm statistics of the teacher never move
+        return self
+
+    # -------------------------------------------------------------- forward
+    def forward(self,
+                inputs: Union[dict, Tensor],
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor') -> Any:
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode in ('predict', 'tensor'):
+            return self.student(inputs, data_samples, mode=mode)
+        raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, '
+                           'predict and tensor mode')
+
+    def _context(self, inputs: Mapping, data_samples: list) -> Dict[str, Any]:
+        context: Dict[str, Any] = dict(batch_size=len(data_samples))
+        voxel_layer = getattr(self.data_preprocessor, 'voxel_layer', None)
+        grid = getattr(voxel_layer, 'grid_size', None)
+        if grid is not None:  # mmcv Voxelization grid (x, y, z)
+            context['grid_shape'] = (int(grid[1]), int(grid[0]))
+        return context
+
+    def run_teacher(self, inputs: Mapping, data_samples: list) -> None:
+        """Forward the teacher on the student's batch (no_grad, recorded)."""
+        self.teacher.eval()
+        with torch.no_grad(), self.teacher_recorders:
+            if self.teacher_forward == 'extract_feat':
+                self.teacher.extract_feat(inputs)
+            else:
+                self.teacher(inputs, data_samples, mode='tensor')
+
+    def loss(self, inputs: Mapping, data_samples: list) -> Dict[str, Tensor]:
+        """Student losses (``student.*``) plus distillation losses."""
+        scale = float(self.distill_loss_scale)
+        if scale != 0:
+            self.run_teacher(inputs, data_samples)
+            with self.student_recorders:
+                student_losses = self.student.loss(inputs, data_samples)
+        else:
+            student_losses = self.student.loss(inputs, data_samples)
+        losses = {f'student.{k}': v for k, v in student_losses.items()}
+        if scale != 0:
+            context = self._context(inputs, data_samples)
+            for name, loss_fn in self.distill_losses.items():
+                s_rec, t_rec = self.distill_sources[name]
+                kwargs = self.distill_rows[name](
+                    self.student_recorders.get(s_rec),
+                    self.teacher_recorders.get(t_rec), inputs, context)
+                losses[f'distill.loss_{name}'] = loss_fn(**kwargs) * scale
+            self.student_recorders.reset()
+            self.teacher_recorders.reset()
+        return losses
+
+    def predict(self, inputs: Mapping, data_samples: list) -> list:
+        """Student predictions."""
+        return self.student.predict(inputs, data_samples)
+
+    def student_state_dict(self) -> Dict[str, Tensor]:
+        """The student's weights alone, as stock mmdet3d expects them."""
+        return self.student.state_dict()
