@@ -275,7 +275,8 @@ def test_empty_inputs_and_shapes():
 
 
 def test_patch_is_idempotent_and_removable():
-    from mmdet3d.evaluation.functional.kitti_utils import eval as kitti_eval_mod
+    from mmdet3d.evaluation.functional.kitti_utils import \
+        eval as kitti_eval_mod
     name = kitti_rotate_iou.ROTATE_IOU_MODULE
     with kitti_rotate_iou.unpatched():
         assert name not in sys.modules
@@ -291,7 +292,8 @@ def test_patch_is_idempotent_and_removable():
 
 
 def test_evaluation_fails_without_patch():
-    from mmdet3d.evaluation.functional.kitti_utils import eval as kitti_eval_mod
+    from mmdet3d.evaluation.functional.kitti_utils import \
+        eval as kitti_eval_mod
     boxes = np.float32([[0, 0, 2, 1, 0.0]])
     with kitti_rotate_iou.unpatched():
         with pytest.raises(Exception, match='CUDA'):

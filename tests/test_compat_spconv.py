@@ -1,4 +1,4 @@
-"""Tests of the spconv CPU backward patch (pointdistiller_mm.compat.spconv_cpu).
+"""Tests of the spconv CPU backward patch (``compat.spconv_cpu``).
 
 The sparse network's outputs and gradients are compared with the same network
 written with dense ``torch.nn.functional`` convolutions.
@@ -62,7 +62,9 @@ def _dense_forward(weights, coords, feats) -> torch.Tensor:
     out = F.conv3d(out, weights['down'].permute(0, 4, 1, 2, 3), stride=2,
                    padding=1)
     # Inverse conv = transposed conv restricted to the original sites.
-    out_pad = [size - (2 * low - 1) for size, low in zip(SPATIAL, out.shape[2:])]
+    out_pad = [
+        size - (2 * low - 1) for size, low in zip(SPATIAL, out.shape[2:])
+    ]
     out = F.conv_transpose3d(out, weights['inv'].permute(4, 0, 1, 2, 3),
                              stride=2, padding=1, output_padding=out_pad)
     return out * mask

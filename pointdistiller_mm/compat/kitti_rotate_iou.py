@@ -12,9 +12,10 @@ keeps the kernel's operation order and its precision of every step as executed
 by numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, NumPy 1.x scalar
 promotion): float32 corners rounded from float64 trigonometry, float32 clipping
 and sorting keys normalised in float64, float64 area accumulation and a float32
-result.  It also keeps the kernel's argument order: entry ``[n, k]`` is computed
-with ``query_boxes[k]`` as the first box, so criterion ``0`` divides by the area
-of ``query_boxes[k]`` and criterion ``1`` by the area of ``boxes[n]``.
+result.  It also keeps the kernel's argument order: entry ``[n, k]`` is
+computed with ``query_boxes[k]`` as the first box, so criterion ``0`` divides
+by the area of ``query_boxes[k]`` and criterion ``1`` by the area of
+``boxes[n]``.
 
 :func:`apply` makes the function-local ``from .rotate_iou import
 rotate_iou_gpu_eval`` of ``eval.py`` resolve to the CPU version; :func:`remove`

@@ -148,7 +148,10 @@ def main(argv: List[str] = None) -> None:
     p.add_argument('--cs', type=int, default=32)
     p.add_argument('--ct', type=int, default=64)
     p.add_argument('--repeat', type=int, default=3)
-    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--threads', type=int, default=1,
+                   help='torch threads; 1 gives repeatable times on a '
+                   'shared machine (OpenMP threads spin against other '
+                   'processes)')
     p.add_argument('--max-edges', type=float, default=4e7,
                    help='skip configurations with more B x N x K edges')
     p.add_argument('--json', help='also write the results here')
