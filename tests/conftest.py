@@ -49,3 +49,17 @@ def tiny_kitti(tmp_path_factory) -> Path:
     create_demo_kitti(str(root), num_train=4, num_val=2, num_test=1, seed=4,
                       empty_frames=(1, 5), verbose=False)
     return root
+
+
+TEACHER = 'configs/demo/pointpillars_teacher.py'
+
+
+@pytest.fixture(scope='session')
+def trained_teacher(tiny_kitti, tmp_path_factory):
+    """The demo teacher trained for one epoch (2 iterations) on tiny_kitti:
+    ``(work_dir, completed process)``."""
+    work = tmp_path_factory.mktemp('teacher')
+    proc = run_tool(['PYTHON', 'tools/train.py', TEACHER, '--work-dir',
+                     str(work), '--data-root', str(tiny_kitti),
+                     '--cfg-options', *FAST_OPTIONS])
+    return work, proc

@@ -4,21 +4,9 @@ import math
 import re
 from pathlib import Path
 
-import pytest
 import torch
 
-from tests.conftest import FAST_OPTIONS, run_tool
-
-TEACHER = 'configs/demo/pointpillars_teacher.py'
-
-
-@pytest.fixture(scope='module')
-def trained_teacher(tiny_kitti, tmp_path_factory):
-    work = tmp_path_factory.mktemp('teacher')
-    proc = run_tool(['PYTHON', 'tools/train.py', TEACHER, '--work-dir',
-                     str(work), '--data-root', str(tiny_kitti),
-                     '--cfg-options', *FAST_OPTIONS])
-    return work, proc
+from tests.conftest import FAST_OPTIONS, TEACHER, run_tool
 
 
 def _losses(log: str):
