@@ -201,8 +201,8 @@ def gather_rows(rows: Tensor, topn: TopN) -> Tensor:
 
     Padded entries are zero.
     """
-    out = rows[topn.index.reshape(-1)].view(*topn.index.shape,
-                                           *rows.shape[1:])
+    shape = (*topn.index.shape, *rows.shape[1:])
+    out = rows[topn.index.reshape(-1)].view(shape)
     m = topn.mask.view(*topn.mask.shape, *([1] * (rows.dim() - 1)))
     return out * m.to(out.dtype) if out.is_floating_point() else out
 

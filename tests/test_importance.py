@@ -97,8 +97,8 @@ def test_gather_rows_zeroes_padding():
     rows = torch.tensor([[1.0], [2.0], [3.0]])
     top = topn_per_sample(
         torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0, 0, 1]), 2)
-    assert gather_rows(rows, top).squeeze(-1).tolist() == [[2.0, 1.0],
-                                                          [3.0, 0.0]]
+    out = gather_rows(rows, top).squeeze(-1)
+    assert out.tolist() == [[2.0, 1.0], [3.0, 0.0]]
 
 
 def test_reweight_by_hand():

@@ -114,3 +114,21 @@ def test_two_process_training_syncs_gradients(tiny_kitti, tmp_path):
     assert not shards[0] & shards[1]  # the ranks train on different data
     assert shards[0] | shards[1] == {'0', '1', '2', '3'}
     assert sorted(p.name for p in work.glob('*.pth')) == ['epoch_1.pth']
+
+
+def test_create_data_runs_mmdet3d_tool_on_kitti_layout(tiny_kitti, tmp_path):
+    """tools/create_data.py (mmdet3d's create_data, unmodified) converts a
+    raw KITTI-layout folder: info files, reduced scans, GT database."""
+    import shutil
+    root = tmp_path / 'kitti'
+    for sub in ('ImageSets', 'training', 'testing'):
+        shutil.copytree(tiny_kitti / sub, root / sub,
+                        ignore=shutil.ignore_patterns('velodyne_reduced'))
+    run_tool(['PYTHON', 'tools/create_data.py', 'kitti', '--root-path',
+              str(root), '--out-dir', str(root), '--extra-tag', 'kitti'])
+    for name in ('kitti_infos_train.pkl', 'kitti_infos_val.pkl',
+                 'kitti_infos_test.pkl', 'kitti_dbinfos_train.pkl'):
+        assert (root / name).is_file(), name
+    assert len(list((root / 'training' / 'velodyne_reduced').glob('*.bin'))) \
+        == 6
+    assert list((root / 'kitti_gt_database').glob('*_Car_*.bin'))

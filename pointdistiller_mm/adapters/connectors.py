@@ -1,4 +1,4 @@
-"""Channel connectors: trainable 1x1 maps between student and teacher widths."""
+"""Channel connectors: trainable 1x1 maps between student and teacher."""
 from typing import Optional
 
 from mmdet3d.registry import MODELS

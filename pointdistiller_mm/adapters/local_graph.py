@@ -100,11 +100,11 @@ def knn_indices(x: Tensor,
 
 
 def _gather(keys: Tensor, idx: Tensor) -> Tensor:
-    """keys (B, M, C), idx (B, N, K) -> (B, N, K, C)."""
+    """keys (B, M, C), idx (B, N, K) -> (B, N, K, C), a fresh tensor (not a
+    view, so in-place ops on it stay cheap in the backward pass)."""
     B, M, C = keys.shape
     flat = idx + torch.arange(B, device=idx.device).view(B, 1, 1) * M
-    return keys.reshape(B * M, C).index_select(0, flat.reshape(-1)).view(
-        *idx.shape, C)
+    return F.embedding(flat, keys.reshape(B * M, C))
 
 
 def edge_features(x: Tensor,
@@ -233,13 +233,12 @@ def _chunk_distance(u_s: Tensor, v_s: Tensor, u_t: Tensor, v_t: Tensor,
     diff = g_s - g_t
     if not bool(mask.all()):
         diff = diff.mul_(mask.unsqueeze(-1).to(diff.dtype))
+    if norm == 'l2':
+        return torch.linalg.vector_norm(diff, dim=(2, 3))
     if norm == 'l1':
         dist = diff.abs().sum((2, 3))
     else:
-        dist = torch.linalg.vector_norm(diff, dim=(2, 3))
-        if norm == 'l2':
-            return dist
-        dist = dist * dist
+        dist = diff.pow(2).sum((2, 3))
     count = (mask.sum(-1) * diff.shape[-1]).clamp(min=1).to(diff.dtype)
     return dist / count
 
