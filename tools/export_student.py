@@ -21,20 +21,19 @@ import torch  # noqa: E402
 from mmengine.runner.checkpoint import CheckpointLoader  # noqa: E402
 
 import pointdistiller_mm  # noqa: E402,F401
+from pointdistiller_mm.distillers.teacher import strip_state_prefix  # noqa: E402
 from pointdistiller_mm.utils import (ConfigError, check_checkpoint,  # noqa: E402
                                      load_config)
 from mmdet3d.registry import MODELS  # noqa: E402
 
 
 def student_state_dict(checkpoint: dict) -> 'OrderedDict[str, torch.Tensor]':
-    """Keys under ``student.`` with the prefix removed."""
+    """Keys under ``student.`` with the prefix removed; the module metadata
+    (spconv kernel layout versions) is renamed alongside."""
     state = checkpoint.get('state_dict', checkpoint)
-    out = OrderedDict()
-    for key, value in state.items():
-        key = key[7:] if key.startswith('module.') else key
-        if key.startswith('student.'):
-            out[key[len('student.'):]] = value
-    return out
+    if state and all(k.startswith('module.') for k in state):
+        state = strip_state_prefix(state, 'module.')
+    return strip_state_prefix(state, 'student.')
 
 
 def export(config: str, checkpoint: str, out: str) -> None:

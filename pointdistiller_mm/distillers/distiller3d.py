@@ -127,8 +127,12 @@ class Distiller3D(BaseModel):
     def _context(self, inputs: Mapping, data_samples: list) -> Dict[str, Any]:
         context: Dict[str, Any] = dict(batch_size=len(data_samples))
         voxel_layer = getattr(self.data_preprocessor, 'voxel_layer', None)
-        grid = getattr(voxel_layer, 'grid_size', None)
-        if grid is not None:  # mmcv Voxelization grid (x, y, z)
+        # (x, y, z) cells: mmdet3d's VoxelizationByGridShape has grid_shape,
+        # mmcv's Voxelization grid_size
+        grid = getattr(voxel_layer, 'grid_shape', None)
+        if grid is None:
+            grid = getattr(voxel_layer, 'grid_size', None)
+        if grid is not None:
             context['grid_shape'] = (int(grid[1]), int(grid[0]))
         return context
 

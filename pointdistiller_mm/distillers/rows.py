@@ -44,6 +44,8 @@ class VoxelRows:
         coors = voxels['coors']
         if student.dim() == 3:  # (M, 1, C) encoders that keep a point axis
             student, teacher = student.squeeze(1), teacher.squeeze(1)
+        if coors.shape[0] == 0:  # no voxel in the batch (see compat)
+            student, teacher = student[:0], teacher[:0]
         return dict(
             student_feats=student,
             teacher_feats=teacher,

@@ -78,15 +78,33 @@ def check_same_voxelization(student_cfg: Mapping, teacher_cfg: Mapping) -> None:
             "teacher's data_preprocessor settings).")
 
 
+def strip_state_prefix(state: Mapping[str, Any],
+                       prefix: str) -> 'OrderedDict[str, Any]':
+    """``state`` with ``prefix`` removed from its keys, keeping only the keys
+    that carry it, and with the same renaming applied to the module metadata
+    (``state._metadata``). The metadata holds each module's ``version``;
+    mmdet3d's spconv loader permutes kernels of modules whose version is not
+    2, so losing it breaks every SECOND / sparse-conv checkpoint."""
+    metadata = getattr(state, '_metadata', None)
+    root = prefix.rstrip('.')
+    out = OrderedDict((k[len(prefix):], v) for k, v in state.items()
+                      if k.startswith(prefix))
+    if metadata is not None:
+        out._metadata = OrderedDict(
+            ('' if k == root else k[len(prefix):], v)
+            for k, v in metadata.items()
+            if k == root or k.startswith(prefix))
+    return out
+
+
 def _state_dict_of(checkpoint: Any) -> Dict[str, torch.Tensor]:
     state = checkpoint.get('state_dict', checkpoint) \
         if isinstance(checkpoint, Mapping) else checkpoint
-    state = OrderedDict((k[7:] if k.startswith('module.') else k, v)
-                        for k, v in state.items())
+    if state and all(k.startswith('module.') for k in state):
+        state = strip_state_prefix(state, 'module.')
     # A distiller checkpoint used as teacher: take its student.
     if any(k.startswith('student.') for k in state):
-        state = OrderedDict((k[len('student.'):], v) for k, v in state.items()
-                            if k.startswith('student.'))
+        state = strip_state_prefix(state, 'student.')
     return state
 
 

@@ -1,0 +1,38 @@
+# PointDistiller on the demo data: the 16x student learns from the demo
+# teacher (configs/demo/pointpillars_teacher.py) through the pillar encoder
+# output: top-N pillars by point count, local graphs of K neighbours,
+# reweighted loss. Same schedule as the plain student.
+_base_ = ['./pointpillars_16x_student.py']
+
+teacher_config = 'configs/demo/pointpillars_teacher.py'
+# a checkpoint file, or a work dir (its newest checkpoint is used)
+teacher_checkpoint = 'work_dirs/pointpillars_teacher'
+
+model = dict(
+    _delete_=True,
+    type='Distiller3D',
+    student={{_base_.model}},
+    teacher=dict(config=teacher_config, checkpoint=teacher_checkpoint),
+    student_recorders=dict(pillars=dict(source='voxel_encoder')),
+    teacher_recorders=dict(pillars=dict(source='voxel_encoder')),
+    distill_terms=dict(
+        pillars=dict(
+            student='pillars',
+            teacher='pillars',
+            rows=dict(type='VoxelRows'),
+            loss=dict(
+                type='PointDistillerLoss',
+                student_channels=16,
+                teacher_channels=64,
+                num_samples=6000,
+                k=128,
+                knn_space='feature',
+                edge_mode='cat',
+                aggregation='max',
+                reweight=True,
+                local_distill=True,
+                tau=1.0,
+                norm='mse',
+                loss_weight=1.0))))
+
+custom_hooks = [dict(type='DistillLossWeightHook', mode='constant')]
