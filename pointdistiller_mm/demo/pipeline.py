@@ -1,0 +1,300 @@
+"""The demo, stage by stage: data, teacher, student, distilled student,
+comparison table and pictures.
+
+Every training stage is ``tools/train.py`` run with this interpreter in a
+subprocess (the printed commands are the ones a user would type); metrics
+are the final validation of each run (``tools/test.py`` on the last
+checkpoint gives the same numbers).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from .data_check import repair_ignored_categories
+from .logs import find_scalars, last_checkpoint, read_scalars
+from .settings import DemoSettings, schedule_overrides
+from .stages import (StageResult, format_command, format_seconds, run_stage,
+                     subprocess_env)
+
+__all__ = ['RunInfo', 'run_demo', 'config_fingerprint', 'seed_options',
+           'dataset_ready', 'REPO_ROOT']
+
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
+DONE_MARKER = 'done.json'
+INFO_FILES = ('kitti_infos_train.pkl', 'kitti_infos_val.pkl',
+              'kitti_dbinfos_train.pkl')
+
+
+@dataclass
+class RunInfo:
+    """A finished training run of the demo."""
+    name: str
+    config: str
+    work_dir: str
+    checkpoint: str
+    seconds: Optional[float]
+    reused: bool
+    options: List[str]
+    train_records: List[dict] = field(default_factory=list)
+    val_records: List[dict] = field(default_factory=list)
+
+    @property
+    def final_metrics(self) -> Dict[str, float]:
+        """The last validation record."""
+        return self.val_records[-1] if self.val_records else {}
+
+
+def dataset_ready(data_root: str) -> bool:
+    """True when the info files the demo configs read exist."""
+    return all((Path(data_root) / f).is_file() for f in INFO_FILES)
+
+
+def _load_cfg(config: str, data_root: str, options: List[str]):
+    from mmengine.config import DictAction
+
+    from ..utils import load_config, replace_data_root
+    cfg = load_config(config)
+    if options:
+        # parsed as tools/train.py's --cfg-options (mmengine DictAction)
+        values: Dict[str, Any] = {}
+        for opt in options:
+            key, val = opt.split('=', 1)
+            values[key] = DictAction._parse_iterable(val)
+        cfg.merge_from_dict(values, allow_list_keys=True)
+    replace_data_root(cfg, data_root)
+    return cfg
+
+
+def config_fingerprint(config: str, data_root: str,
+                       options: List[str]) -> str:
+    """SHA-256 of the resolved config (with the options and data root) and
+    of the data set's info files: equal fingerprints mean the same run."""
+    cfg = _load_cfg(config, data_root, options)
+    h = hashlib.sha256()
+    h.update(json.dumps(cfg.to_dict(), sort_keys=True,
+                        default=str).encode())
+    for name in INFO_FILES:
+        path = Path(data_root) / name
+        if path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def seed_options(config: str, seed: int) -> tuple:
+    """``(options, allow_new_keys)`` that set the run's random seed.
+
+    ``randomness.seed`` is used when the config defines ``randomness``;
+    otherwise the key is new to the config and ``tools/train.py`` needs
+    ``--allow-new-keys``.
+    """
+    from ..utils import load_config
+    cfg = load_config(config)
+    has_key = isinstance(cfg.get('randomness'), dict) and \
+        'seed' in cfg.randomness
+    return [f'randomness.seed={seed}'], not has_key
+
+
+def _check_options(config: str, options: List[str]) -> None:
+    """The typo check of tools/train.py, done here for the options when
+    ``--allow-new-keys`` must be passed for the seed."""
+    from ..utils import check_cfg_options, load_config
+    cfg = load_config(config)
+    check_cfg_options(cfg, {o.split('=', 1)[0]: None for o in options})
+
+
+class Demo:
+    """Runs the stages of one demo and collects what the report needs."""
+
+    def __init__(self, settings: DemoSettings,
+                 echo: Callable[[str], None] = print) -> None:
+        self.s = settings
+        self.echo = echo
+        self.work = Path(self._abs(settings.work_dir))
+        self.env = subprocess_env(REPO_ROOT)
+        self.stage_seconds: Dict[str, float] = {}
+
+    # ---------------------------------------------------------------- utils
+    @staticmethod
+    def _abs(path: str) -> str:
+        p = Path(path)
+        return str(p if p.is_absolute() else Path(os.getcwd()) / p)
+
+    @staticmethod
+    def _arg(path: str) -> str:
+        """A path as a command argument: relative to the repository root
+        (where the stages run) when inside it, absolute otherwise."""
+        rel = os.path.relpath(path, REPO_ROOT)
+        return path if rel.startswith('..') else rel
+
+    def _config(self, path: str) -> str:
+        p = Path(path)
+        if p.is_absolute() or p.exists():
+            return str(p)
+        return str(Path(REPO_ROOT) / p)
+
+    def _tool(self, name: str) -> str:
+        return str(Path('tools') / name)  # run from REPO_ROOT
+
+    def banner(self, text: str) -> None:
+        self.echo('')
+        self.echo(f'=== {text} ===')
+
+    # ----------------------------------------------------------------- data
+    def stage_data(self) -> None:
+        root = self._abs(self.s.data_root)
+        if dataset_ready(root):
+            self.echo(f'[data] using the data set in {root}')
+            self.stage_seconds['data'] = 0.0
+        else:
+            self._create_data(root)
+        for path in repair_ignored_categories(root):
+            self.echo(f'[data] {path}: added DontCare: -1 to the '
+                      'categories (mmdet3d converter bug; KittiMetric needs '
+                      'it)')
+
+    def _create_data(self, root: str) -> None:
+        d = self.s.data
+        cmd = [sys.executable, self._tool('create_demo_data.py'),
+               '--out-dir', self._arg(root), '--num-train', str(d.num_train),
+               '--num-val', str(d.num_val), '--num-test', str(d.num_test),
+               '--seed', str(d.seed)]
+        if Path(root).exists():
+            cmd.append('--overwrite')
+        res = run_stage('data', cmd, str(self.work / 'logs' / 'data.log'),
+                        cwd=REPO_ROOT, env=self.env, echo=self.echo)
+        self.stage_seconds['data'] = res.seconds
+
+    # -------------------------------------------------------------- training
+    def _train_options(self, config: str,
+                       extra: Optional[List[str]] = None) -> tuple:
+        from ..utils import load_config
+        cfg = load_config(config)
+        options = schedule_overrides(cfg, self.s.schedule) + list(extra or [])
+        seed_opts, allow_new = seed_options(config, self.s.seed)
+        if allow_new:
+            _check_options(config, options)
+        return options + seed_opts, allow_new
+
+    def train(self, name: str, config: str,
+              extra: Optional[List[str]] = None,
+              reuse: bool = False) -> RunInfo:
+        """Train ``config`` into ``WORK/name`` (or reuse a finished run with
+        the same fingerprint when ``reuse``)."""
+        config = self._config(config)
+        work = self.work / name
+        options, allow_new = self._train_options(config, extra)
+        data_root = self._abs(self.s.data_root)
+        fingerprint = config_fingerprint(config, data_root, options)
+        marker = work / DONE_MARKER
+        if reuse and marker.is_file():
+            done = json.loads(marker.read_text())
+            ckpt = done.get('checkpoint', '')
+            if done.get('fingerprint') == fingerprint and Path(ckpt).is_file():
+                self.echo(f'[{name}] reusing the finished run in {work} '
+                          f'(same config, options and data; '
+                          f'trained in {format_seconds(done["seconds"])}); '
+                          '--retrain-teacher trains it again')
+                self.stage_seconds[name] = 0.0
+                return self._run_info(name, config, work, ckpt,
+                                      done['seconds'], True, options)
+            self.echo(f'[{name}] {work} holds a run of another config, '
+                      'schedule or data set: training again')
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        cmd = [sys.executable, self._tool('train.py'), self._arg(config),
+               '--work-dir', self._arg(str(work)), '--data-root',
+               self._arg(data_root)]
+        if allow_new:
+            cmd.append('--allow-new-keys')
+        cmd += ['--cfg-options', *options]
+        epochs = self._epochs(config, options)
+        res: StageResult = run_stage(name, cmd, str(self.work / 'logs' /
+                                                    f'{name}.log'),
+                                     cwd=REPO_ROOT, env=self.env,
+                                     max_epochs=epochs, echo=self.echo)
+        self.stage_seconds[name] = res.seconds
+        ckpt = last_checkpoint(str(work))
+        if ckpt is None:
+            raise RuntimeError(f'{name}: training finished without a '
+                               f'checkpoint in {work}')
+        marker.write_text(json.dumps(dict(
+            fingerprint=fingerprint, checkpoint=ckpt, seconds=res.seconds,
+            config=config, options=options, command=format_command(cmd)),
+            indent=2))
+        return self._run_info(name, config, work, ckpt, res.seconds, False,
+                              options)
+
+    def _epochs(self, config: str, options: List[str]) -> Optional[int]:
+        for opt in options:
+            if opt.startswith('train_cfg.max_epochs='):
+                return int(opt.split('=', 1)[1])
+        from ..utils import load_config
+        return load_config(config).train_cfg.get('max_epochs')
+
+    def _run_info(self, name, config, work, ckpt, seconds, reused,
+                  options) -> RunInfo:
+        scalars = find_scalars(str(work))
+        train_recs, val_recs = read_scalars(str(scalars)) if scalars else (
+            [], [])
+        return RunInfo(name, config, str(work), ckpt, seconds, reused,
+                       options, train_recs, val_recs)
+
+
+def _machine_facts() -> Dict[str, Any]:
+    facts: Dict[str, Any] = dict(cpus=os.cpu_count(),
+                                 python=platform.python_version())
+    try:
+        facts['load_avg'] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    try:
+        import torch
+        facts['torch'] = torch.__version__
+        facts['cuda'] = torch.cuda.is_available()
+    except ImportError:
+        pass
+    return facts
+
+
+def run_demo(settings: DemoSettings,
+             echo: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Run the whole demo; returns the results written to
+    ``WORK/demo_results.json``."""
+    from .report import write_report
+    t0 = time.perf_counter()
+    demo = Demo(settings, echo)
+    demo.work.mkdir(parents=True, exist_ok=True)
+    facts = _machine_facts()
+    echo(f'PointDistiller demo ({"quick" if settings.quick else "full"}): '
+         f'work dir {demo.work}, data {settings.data_root}, seed '
+         f'{settings.seed}; {facts.get("cpus")} CPUs, load '
+         f'{facts.get("load_avg")}')
+
+    demo.banner('1/5 data')
+    demo.stage_data()
+    demo.banner('2/5 teacher (PointPillars)')
+    teacher = demo.train('teacher', settings.teacher_config,
+                         reuse=not settings.retrain_teacher)
+    demo.banner('3/5 4x student alone')
+    student = demo.train('student', settings.student_config)
+    demo.banner('4/5 4x student + PointDistiller')
+    distill = demo.train(
+        'distill', settings.distill_config,
+        extra=[f'model.teacher.checkpoint={demo._arg(teacher.checkpoint)}'])
+    demo.banner('5/5 comparison')
+    results = write_report(demo, [teacher, student, distill], facts, t0)
+    echo('\nre-evaluate a checkpoint with tools/test.py, e.g.\n  ' +
+         results['meta']['test_commands']['distill'])
+    total = format_seconds(results['meta']['total_seconds'])
+    echo(f'demo finished in {total}; results in {demo.work}')
+    return results
