@@ -6,7 +6,7 @@
 #   PYTHON          interpreter for the venv (default python3)
 #   VENV            venv folder (default .venv)
 #   PIP_FIND_LINKS  extra wheel folders; a matching mmcv wheel skips the
-#                   source build (about 11 min on 2 cores)
+#                   long source build of its C++ ops
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
