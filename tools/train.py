@@ -21,11 +21,10 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import pointdistiller_mm  # noqa: E402,F401  (registers modules, CPU patches)
-from pointdistiller_mm.utils import (ConfigError, adapt_config_to_machine,  # noqa: E402
-                                     check_cfg_options, check_checkpoint,
-                                     check_datasets, load_config,
-                                     replace_data_root,
-                                     setup_cpu_distributed)
+from pointdistiller_mm.utils import (ConfigError,  # noqa: E402
+                                     adapt_config_to_machine,
+                                     check_checkpoint, check_datasets,
+                                     prepare_config, setup_cpu_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -60,19 +59,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def build_runner(args: argparse.Namespace) -> Runner:
-    cfg = load_config(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options:
-        if not args.allow_new_keys:
-            check_cfg_options(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
-    if args.data_root:
-        replace_data_root(cfg, args.data_root)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = prepare_config(args.config, args.cfg_options, args.allow_new_keys,
+                         args.data_root, args.work_dir, args.launcher)
 
     if args.amp:
         if not torch.cuda.is_available():

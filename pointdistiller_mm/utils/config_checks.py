@@ -203,3 +203,31 @@ def dataset_summary(cfg: Config) -> Dict[str, str]:
     """Map each dataloader to its dataset type (for log messages)."""
     return {s: _find_type(cfg.get(s, {}).get('dataset', {})) for s in _SPLITS
             if cfg.get(s)}
+
+
+def prepare_config(path: str,
+                   cfg_options: Optional[Mapping[str, Any]] = None,
+                   allow_new_keys: bool = False,
+                   data_root: Optional[str] = None,
+                   work_dir: Optional[str] = None,
+                   launcher: str = 'none') -> Config:
+    """Load a config and apply the command-line options shared by the tools.
+
+    ``--cfg-options`` keys must exist unless ``allow_new_keys``;
+    ``data_root`` moves every path under the config's ``data_root``; the work
+    dir is ``work_dir``, else the config's, else ``work_dirs/<config name>``.
+    """
+    cfg = load_config(path)
+    cfg.launcher = launcher
+    if cfg_options:
+        if not allow_new_keys:
+            check_cfg_options(cfg, cfg_options)
+        cfg.merge_from_dict(cfg_options)
+    if data_root:
+        replace_data_root(cfg, data_root)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(path))[0])
+    return cfg
