@@ -1,4 +1,5 @@
 """Readable errors for bad configs, missing datasets and checkpoints."""
+import copy
 import os.path as osp
 
 import pytest
@@ -6,7 +7,7 @@ from mmengine.config import Config
 
 from pointdistiller_mm.utils import (ConfigError, check_cfg_options,
                                      check_checkpoint, check_datasets,
-                                     load_config)
+                                     load_config, replace_data_root)
 
 TEACHER = 'configs/demo/pointpillars_teacher.py'
 
@@ -38,7 +39,7 @@ def test_list_index_out_of_range(teacher_cfg):
 
 
 def test_missing_dataset_names_path_and_command(teacher_cfg, tmp_path):
-    cfg = teacher_cfg.copy()
+    cfg = copy.deepcopy(teacher_cfg)
     cfg.train_dataloader.dataset.dataset.data_root = str(tmp_path / 'nowhere')
     with pytest.raises(ConfigError) as err:
         check_datasets(cfg, ('train_dataloader', ))
@@ -50,11 +51,11 @@ def test_missing_dataset_names_path_and_command(teacher_cfg, tmp_path):
 
 
 def test_missing_db_sampler_info_is_reported(teacher_cfg, tmp_path):
-    cfg = teacher_cfg.copy()
+    cfg = copy.deepcopy(teacher_cfg)
     root = tmp_path / 'demo'
     root.mkdir()
     (root / 'kitti_infos_train.pkl').write_bytes(b'')
-    cfg.train_dataloader.dataset.dataset.data_root = str(root)
+    replace_data_root(cfg, str(root))  # the GT database path moves too
     with pytest.raises(ConfigError, match='kitti_dbinfos_train.pkl'):
         check_datasets(cfg, ('train_dataloader', ))
 

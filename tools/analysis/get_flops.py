@@ -8,7 +8,7 @@ as in mmcv 1.x's counter and the PointDistiller paper's Table 1, whose
 figures are printed beside ours for the detectors it lists.
 
     python tools/analysis/get_flops.py CONFIG [--data-root DIR]
-        [--num-scans N] [--paper KEY] [--per-module]
+        [--num-scans N] [--paper KEY] [--per-module] [--cfg-options k=v ...]
 
 FLOPs of the dense BEV layers scale with the pillar / voxel grid: configs
 with a smaller point-cloud range than KITTI's (the demo configs) give fewer
@@ -24,12 +24,15 @@ from typing import Any, Dict, Optional, Sequence
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
+from mmengine.config import DictAction  # noqa: E402
+
 import pointdistiller_mm  # noqa: E402,F401  (registers modules, CPU patches)
 from pointdistiller_mm.analysis import (KITTI_RANGES,  # noqa: E402
                                         PAPER_TABLE1, config_complexity,
                                         group_by_prefix, match_paper_key,
                                         sparse_count_methods)
-from pointdistiller_mm.utils import (ConfigError, load_config,  # noqa: E402
+from pointdistiller_mm.utils import (ConfigError,  # noqa: E402
+                                     check_cfg_options, load_config,
                                      replace_data_root)
 
 
@@ -44,13 +47,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         '(default: matched from the config name)')
     parser.add_argument('--per-module', action='store_true',
                         help='also print MACs per top-level module')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value (keys '
+                        'must exist)')
     return parser.parse_args(argv)
 
 
 def measure(config: str, data_root: Optional[str] = None,
-            num_scans: int = 4) -> Dict[str, Any]:
-    """Load a config (moving its data root) and measure it."""
+            num_scans: int = 4,
+            cfg_options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Load a config (with overrides, moving its data root) and measure
+    it."""
     cfg = load_config(config)
+    if cfg_options:
+        check_cfg_options(cfg, cfg_options)
+        cfg.merge_from_dict(cfg_options)
     if data_root:
         replace_data_root(cfg, data_root)
     try:
@@ -97,7 +108,8 @@ def format_report(config: str, result: Dict[str, Any],
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
     try:
-        result = measure(args.config, args.data_root, args.num_scans)
+        result = measure(args.config, args.data_root, args.num_scans,
+                         args.cfg_options)
     except ConfigError as err:
         sys.exit(f'error: {err}')
     key = args.paper or match_paper_key(args.config)
