@@ -155,8 +155,9 @@ def test_teacher_with_other_voxelization_is_refused(trained_teacher):
     with pytest.raises(VoxelizationMismatchError) as err:
         MODELS.build(model_cfg)
     msg = str(err.value)
-    assert 'data_preprocessor.voxel_layer.voxel_size: student [0.16, 0.16, 4]' \
-        ', teacher [0.2, 0.2, 4]' in msg
+    student_size = Config.fromfile(TEACHER).voxel_size
+    assert ('data_preprocessor.voxel_layer.voxel_size: student '
+            f'{student_size}, teacher [0.2, 0.2, 4]') in msg
     assert 'data_preprocessor.voxel_layer.max_num_points' in msg
 
 
@@ -166,3 +167,37 @@ def test_wrong_recorder_path_lists_close_paths(trained_teacher):
     with pytest.raises(ModulePathError) as err:
         MODELS.build(model_cfg)
     assert 'voxel_encoder' in str(err.value)
+
+
+def _one_train_batch(cfg: Config):
+    from mmengine.runner import Runner
+    loader_cfg = copy.deepcopy(cfg.train_dataloader)
+    loader_cfg.update(num_workers=0, persistent_workers=False)
+    return next(iter(Runner.build_dataloader(loader_cfg)))
+
+
+def test_teacher_forward_leaves_the_students_voxels_untouched(tiny_kitti):
+    """mmdet3d's PillarFeatureNet (legacy=True) writes pillar-centre
+    offsets into its input voxels; the teacher must not do that to the
+    batch the student trains on."""
+    from pointdistiller_mm.utils import load_config, replace_data_root
+    cfg = load_config(DISTILL)
+    replace_data_root(cfg, str(tiny_kitti))
+    cfg.model.teacher.checkpoint = None
+    distiller = MODELS.build(cfg.model)
+    distiller.train()
+    data = distiller.data_preprocessor(_one_train_batch(cfg), True)
+    inputs = data['inputs']
+    voxels = inputs['voxels']['voxels'].clone()
+    distiller.run_teacher(inputs, data['data_samples'])
+    assert torch.equal(inputs['voxels']['voxels'], voxels)
+    # and the student's pillar features in the distillation step are the
+    # ones the student computes on its own
+    with torch.no_grad():
+        alone = distiller.student.voxel_encoder(
+            voxels.clone(), inputs['voxels']['num_points'],
+            inputs['voxels']['coors'])
+        with distiller.student_recorders:
+            distiller.student.loss(inputs, data['data_samples'])
+        recorded = distiller.student_recorders.get('pillars')
+    assert torch.allclose(recorded, alone)

@@ -1,6 +1,7 @@
 """Distiller3D: one frozen teacher, one student, configurable KD terms."""
 from __future__ import annotations
 
+import inspect
 from typing import Any, Dict, List, Mapping, Optional, Union
 
 import torch
@@ -11,6 +12,22 @@ from mmdet3d.registry import MODELS, TASK_UTILS
 
 from ..recorders import RecorderManager
 from .teacher import build_teacher, check_same_voxelization
+
+
+def _clone_tensors(data: Any) -> Any:
+    """``data`` with every tensor in its dicts, lists and tuples cloned."""
+    if isinstance(data, Tensor):
+        return data.clone()
+    if isinstance(data, Mapping):
+        return {k: _clone_tensors(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(_clone_tensors(v) for v in data)
+    return data
+
+
+def _takes_data_samples(loss: nn.Module) -> bool:
+    """Whether a loss's forward names a ``data_samples`` parameter."""
+    return 'data_samples' in inspect.signature(loss.forward).parameters
 
 
 @MODELS.register_module()
@@ -41,7 +58,10 @@ class Distiller3D(BaseModel):
         distill_terms: ``{term: dict(student=REC, teacher=REC, rows=CFG,
             loss=CFG)}``: ``rows`` is a ``TASK_UTILS`` builder such as
             ``VoxelRows`` turning the recorded features into the loss's
-            keyword arguments; ``loss`` is a ``MODELS`` loss.
+            keyword arguments; ``loss`` is a ``MODELS`` loss. A loss whose
+            forward has a ``data_samples`` parameter also gets the batch's
+            data samples; a loss with a ``bind_models(student, teacher)``
+            method is given both models once they are built.
         teacher_forward: ``'extract_feat'`` (backbone features) or
             ``'tensor'`` (the teacher's raw head outputs).
         check_voxelization: refuse a teacher whose data preprocessor
@@ -86,6 +106,7 @@ class Distiller3D(BaseModel):
         self.distill_losses = nn.ModuleDict()
         self.distill_rows: Dict[str, Any] = {}
         self.distill_sources: Dict[str, tuple] = {}
+        self.distill_takes_samples: Dict[str, bool] = {}
         for name, term in distill_terms.items():
             for side, recs in (('student', self.student_recorders),
                                ('teacher', self.teacher_recorders)):
@@ -97,7 +118,11 @@ class Distiller3D(BaseModel):
             self.distill_sources[name] = (term['student'], term['teacher'])
             self.distill_rows[name] = TASK_UTILS.build(
                 term.get('rows', dict(type='FeaturePair')))
-            self.distill_losses[name] = MODELS.build(term['loss'])
+            loss = MODELS.build(term['loss'])
+            if hasattr(loss, 'bind_models'):  # e.g. OFD reads teacher BNs
+                loss.bind_models(self.student, teacher_model)
+            self.distill_losses[name] = loss
+            self.distill_takes_samples[name] = _takes_data_samples(loss)
         self.distill_loss_scale = 1.0
 
     # --------------------------------------------------------------- device
@@ -137,13 +162,21 @@ class Distiller3D(BaseModel):
         return context
 
     def run_teacher(self, inputs: Mapping, data_samples: list) -> None:
-        """Forward the teacher on the student's batch (no_grad, recorded)."""
+        """Forward the teacher on the student's batch (no_grad, recorded).
+
+        The teacher gets its own copy of the batch tensors: some mmdet3d
+        encoders write into their input (``PillarFeatureNet`` with
+        ``legacy=True``, the default, overwrites the voxels' xyz with the
+        offsets to the pillar centre), which would otherwise hand the
+        student different voxels in training than at test time.
+        """
         self.teacher.eval()
+        teacher_inputs = _clone_tensors(inputs)
         with torch.no_grad(), self.teacher_recorders:
             if self.teacher_forward == 'extract_feat':
-                self.teacher.extract_feat(inputs)
+                self.teacher.extract_feat(teacher_inputs)
             else:
-                self.teacher(inputs, data_samples, mode='tensor')
+                self.teacher(teacher_inputs, data_samples, mode='tensor')
 
     def loss(self, inputs: Mapping, data_samples: list) -> Dict[str, Tensor]:
         """Student losses (``student.*``) plus distillation losses."""
@@ -162,6 +195,8 @@ class Distiller3D(BaseModel):
                 kwargs = self.distill_rows[name](
                     self.student_recorders.get(s_rec),
                     self.teacher_recorders.get(t_rec), inputs, context)
+                if self.distill_takes_samples[name]:
+                    kwargs.setdefault('data_samples', data_samples)
                 losses[f'distill.loss_{name}'] = loss_fn(**kwargs) * scale
             self.student_recorders.reset()
             self.teacher_recorders.reset()
