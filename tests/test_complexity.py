@@ -122,8 +122,8 @@ def test_pointpillars_backbone_macs_match_the_architecture():
     cfg, model = _build(DEMO_TEACHER)
     res = model_complexity(model, _points_batch(),
                            forward=mmdet3d_tensor_forward)
-    # SECOND backbone on the 288 x 288 pillar grid, no conv bias, BN affine
-    size, cin, total = 288, 64, 0
+    # SECOND backbone on the config's pillar grid, no conv bias, BN affine
+    size, cin, total = cfg.bev_shape[0], 64, 0
     for cout, layers in zip((64, 128, 256), (3, 5, 5)):
         size //= 2
         for c_in in [cin] + [cout] * layers:

@@ -167,7 +167,7 @@ def test_schedule_overrides_skip_unchanged_and_scale_the_lr_cycle():
     same = Schedule(epochs=cfg.train_cfg.max_epochs,
                     batch_size=cfg.train_dataloader.batch_size)
     assert schedule_overrides(cfg, same) == []
-    opts = schedule_overrides(cfg, Schedule(epochs=6, batch_size=2,
+    opts = schedule_overrides(cfg, Schedule(epochs=6, batch_size=1,
                                             num_workers=0))
     assert 'train_cfg.max_epochs=6' in opts
     # the config's cycle: 0.4 of the epochs up, 0.6 down
@@ -175,7 +175,7 @@ def test_schedule_overrides_skip_unchanged_and_scale_the_lr_cycle():
     assert 'param_scheduler.1.begin=2.4' in opts
     assert 'param_scheduler.1.T_max=3.6' in opts
     assert 'param_scheduler.3.end=6' in opts
-    assert 'train_dataloader.batch_size=2' in opts
+    assert 'train_dataloader.batch_size=1' in opts
     assert 'train_dataloader.persistent_workers=False' in opts
     assert 'val_dataloader.num_workers=0' in opts
 

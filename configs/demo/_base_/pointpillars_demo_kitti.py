@@ -10,18 +10,20 @@ data_root = 'data/demo_kitti/'
 class_names = ['Pedestrian', 'Cyclist', 'Car']
 metainfo = dict(classes=class_names)
 backend_args = None
-# 46.08 m x 46.08 m in front of the car: a 288 x 288 pillar grid (KITTI's is
-# 432 x 496), divisible by the backbone's total stride of 8.
-point_cloud_range = [0, -23.04, -3, 46.08, 23.04, 1]
-voxel_size = [0.16, 0.16, 4]
-bev_shape = [288, 288]  # (y, x) cells of the pillar grid
+# 40.96 m x 40.96 m in front of the car with 0.32 m pillars: a 128 x 128
+# pillar grid (KITTI's is 432 x 496 of 0.16 m), divisible by the backbone's
+# total stride of 8. A training step costs about a tenth of the stock grid's,
+# so the demo's models train for a thousand steps in minutes on a CPU.
+point_cloud_range = [0, -20.48, -3, 40.96, 20.48, 1]
+voxel_size = [0.32, 0.32, 4]
+bev_shape = [128, 128]  # (y, x) cells of the pillar grid
 
 # schedule (epochs over the RepeatDataset below)
-epoch_num = 12
+epoch_num = 8
 lr = 0.001
-batch_size = 4
+batch_size = 2
 num_workers = 2
-repeat_times = 2
+repeat_times = 4
 
 model = dict(
     data_preprocessor=dict(
@@ -34,9 +36,9 @@ model = dict(
     middle_encoder=dict(output_shape=bev_shape),
     bbox_head=dict(
         anchor_generator=dict(ranges=[
-            [0, -23.04, -0.6, 46.08, 23.04, -0.6],
-            [0, -23.04, -0.6, 46.08, 23.04, -0.6],
-            [0, -23.04, -1.78, 46.08, 23.04, -1.78],
+            [0, -20.48, -0.6, 40.96, 20.48, -0.6],
+            [0, -20.48, -0.6, 40.96, 20.48, -0.6],
+            [0, -20.48, -1.78, 40.96, 20.48, -1.78],
         ])))
 
 db_sampler = dict(
@@ -110,7 +112,7 @@ param_scheduler = [
          begin=epoch_num * 0.4, end=epoch_num * 1, by_epoch=True,
          convert_to_iter_based=True)
 ]
-train_cfg = dict(by_epoch=True, max_epochs=epoch_num, val_interval=epoch_num)
+train_cfg = dict(by_epoch=True, max_epochs=epoch_num, val_interval=2)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
