@@ -11,7 +11,7 @@ where ``inputs`` is the preprocessed batch (``points``, ``voxels``) and
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -131,3 +131,67 @@ class FeaturePair:
     def __call__(self, student: Any, teacher: Any, inputs: Mapping,
                  context: Mapping) -> Dict[str, Any]:
         return dict(student_feats=student, teacher_feats=teacher)
+
+
+def _levels(output: Any) -> List[Optional[Tensor]]:
+    if output is None or isinstance(output, Tensor):
+        return [output]
+    return list(output)
+
+
+def anchor_rows(head_output: Sequence[Any],
+                box_code_size: int = 7) -> Dict[str, Optional[Tensor]]:
+    """Per-anchor rows of an anchor head's ``(cls_scores, bbox_preds[,
+    dir_cls_preds])``, each a map ``(B, A * D, H, W)`` or a list of them
+    (one per level): ``(B, N, D)`` in mmdet3d's anchor order (levels, then
+    ``(y, x, anchor)``), with A = bbox channels / ``box_code_size``."""
+    names = ('cls_scores', 'bbox_preds', 'dir_cls_preds')
+    if not 2 <= len(head_output) <= 3:
+        raise ValueError('anchor head outputs are (cls_scores, bbox_preds[, '
+                         f'dir_cls_preds]), got {len(head_output)} items')
+    levels = [_levels(x) for x in head_output]
+    out: Dict[str, Optional[Tensor]] = {}
+    for name, maps in zip(names, levels):
+        if any(m is None for m in maps):
+            out[name] = None
+            continue
+        rows = []
+        for m, box in zip(maps, levels[1]):
+            anchors = box.shape[1] // box_code_size
+            b = m.shape[0]
+            rows.append(m.permute(0, 2, 3, 1).reshape(
+                b, -1, m.shape[1] // anchors))
+        out[name] = torch.cat(rows, 1)
+    out.setdefault('dir_cls_preds', None)
+    return out
+
+
+@TASK_UTILS.register_module()
+class AnchorHeadRows:
+    """Anchor-head outputs (``Anchor3DHead`` and kin) as per-anchor rows.
+
+    Record the student's ``bbox_head`` (its output is ``(cls_scores,
+    bbox_preds, dir_cls_preds)``) and the teacher's model root with
+    ``teacher_forward='tensor'`` (the teacher then returns the same
+    tuple). Both sides become ``dict(cls_scores=(B, N, K), bbox_preds=(B,
+    N, code), dir_cls_preds=(B, N, 2) or None)``; row n is the same anchor
+    on both sides when the heads share their anchor generator.
+
+    Args:
+        box_code_size: Box code length of the head (7 for KITTI).
+    """
+
+    def __init__(self, box_code_size: int = 7) -> None:
+        self.box_code_size = box_code_size
+
+    def __call__(self, student: Sequence[Any], teacher: Sequence[Any],
+                 inputs: Mapping, context: Mapping) -> Dict[str, Any]:
+        s = anchor_rows(student, self.box_code_size)
+        t = anchor_rows(teacher, self.box_code_size)
+        for key in ('cls_scores', 'bbox_preds'):
+            if s[key].shape != t[key].shape:
+                raise ValueError(
+                    f'student and teacher {key} differ: '
+                    f'{tuple(s[key].shape)} vs {tuple(t[key].shape)}; the '
+                    'heads must share anchors and classes')
+        return dict(student_feats=s, teacher_feats=t)

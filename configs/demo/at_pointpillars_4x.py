@@ -1,0 +1,24 @@
+# Attention transfer (Zagoruyko & Komodakis, ICLR 2017) on the demo data:
+# squared difference of the L2-normalised attention maps mean_c |F|^2 of
+# the pillar BEV map (middle encoder output). Everything but the
+# distillation recipe is the PointDistiller demo config's.
+_base_ = ['./pointpillars_4x_pointdistiller.py']
+
+model = dict(
+    student_recorders=dict(
+        _delete_=True, pillar_map=dict(source='middle_encoder')),
+    teacher_recorders=dict(
+        _delete_=True, pillar_map=dict(source='middle_encoder')),
+    distill_terms=dict(
+        _delete_=True,
+        at=dict(
+            student='pillar_map',
+            teacher='pillar_map',
+            rows=dict(type='FeaturePair'),
+            # the paper's beta / 2 = 500 multiplies a mean over the cells of
+            # 32 x 32 attention maps; the mean here runs over 128 x 128
+            # cells, so the weight is scaled by the ratio of the areas to
+            # keep the strength per map
+            loss=dict(
+                type='ATLoss', p=2.0, loss_weight=500.0 * 128 * 128 /
+                (32 * 32)))))
