@@ -10,7 +10,7 @@ the same schedule and seed, and writes a comparison table
         [--seed S] [--retrain-teacher]
 
 ``--quick`` runs the same stages on a tiny data set for a couple of epochs
-(a few minutes). On a 2-core CPU the full demo took about 50 minutes from
+(a few minutes). On a 2-core CPU the full demo takes about 40 minutes from
 scratch (teacher 22 minutes, then reused by later runs); see README.md.
 """
 from __future__ import annotations
