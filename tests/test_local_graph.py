@@ -3,11 +3,12 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pointdistiller_mm.adapters import (Conv1x1Connector, LinearConnector,
                                         LocalGraphAdapter, edge_features,
                                         knn_indices)
-from pointdistiller_mm.adapters.local_graph import (FactoredEdges,
+from pointdistiller_mm.adapters.local_graph import (FactoredEdges, _gather,
                                                     paired_edge_distance)
 
 # p0 (0,0), p1 (1,0), p2 (0,2), p3 (5,5), p4 (5,6)
@@ -221,3 +222,213 @@ def test_paired_edge_distance_matches_materialized():
     assert torch.allclose(
         e[1, 2, 3], (leaves[0][1, 2] + leaves[1][1, idx[1, 2, 3]]).relu() *
         mask[1, 2, 3])
+
+
+# -- fast paths against plain references --------------------------------------
+def _ref_knn(x, k, mask, keys=None, key_mask=None, self_index=None):
+    """The plain algorithm: one topk over each full row of distances."""
+    B, N, _ = x.shape
+    if keys is None:
+        keys, key_mask = x, mask
+        self_index = torch.arange(N).expand(B, N)
+    M = keys.shape[1]
+    key_sq = (keys * keys).sum(-1).masked_fill(~key_mask, float('inf'))
+    d = torch.baddbmm(key_sq[:, None].expand(B, N, M), x,
+                      keys.transpose(1, 2), alpha=-2.0)
+    if self_index is not None:
+        d.scatter_(2, self_index[..., None], float('-inf'))
+    dist, idx = torch.topk(d, min(k, M), dim=2, largest=False, sorted=True)
+    ok = (dist != float('inf')) & mask[..., None]
+    return torch.where(ok, idx, idx[..., :1]) * mask[..., None], ok, dist
+
+
+def _check_knn_sets(got, ref):
+    """Same self column, same valid neighbour sets, masked columns repeat
+    column 0 (their position may differ in unsorted output)."""
+    (idx, emask), (ridx, rmask, _) = got, ref
+    assert torch.equal(idx[..., 0], ridx[..., 0])
+    assert torch.equal(emask[..., 0], rmask[..., 0])
+    assert torch.equal(emask.sum(-1), rmask.sum(-1))
+    assert torch.equal(idx.masked_fill(~emask, -1).sort(-1).values,
+                       ridx.masked_fill(~rmask, -1).sort(-1).values)
+    assert torch.equal(idx[~emask], idx[..., :1].expand_as(idx)[~emask])
+
+
+@pytest.mark.parametrize('sort', [True, False])
+def test_k_smallest_same_entries_as_topk(sort):
+    from pointdistiller_mm.adapters.local_graph import _k_smallest
+    g = torch.Generator().manual_seed(0)
+    R, M, k = 40, 400, 7
+    # Small integers: many exact ties, also at the k-th value.
+    d = torch.randint(0, 60, (R, M), generator=g).float()
+    d[0] = 5.0  # one value everywhere: too many candidates
+    d[1, 4:] = float('inf')  # fewer than k finite entries
+    d[2, :] = float('inf')
+    d[3, 10] = float('-inf')
+    d[4, 200:] = float('inf')
+    vals, cols = _k_smallest(d, k, sort)
+    rv, rc = torch.topk(d, k, dim=1, largest=False, sorted=True)
+    assert torch.equal(cols.sort(1).values, rc.sort(1).values)
+    assert torch.equal(d.gather(1, cols), vals)
+    if sort:
+        assert torch.equal(vals, rv)
+    else:
+        assert torch.equal(vals.sort(1).values, rv)
+
+
+@pytest.mark.parametrize('sort', [True, False])
+def test_knn_fast_selection_matches_full_topk(sort):
+    g = torch.Generator().manual_seed(3)
+    B, N, C, k = 2, 330, 3, 9
+    # Integer coordinates: exact distances with many ties.
+    x = torch.randint(-6, 7, (B, N, C), generator=g).float()
+    mask = torch.ones(B, N, dtype=torch.bool)
+    mask[1, 250:] = False  # padded rows of a smaller group
+    for chunk in (64, 1024):
+        got = knn_indices(x, k, mask, chunk_size=chunk, return_mask=True,
+                          sort=sort)
+        _check_knn_sets(got, _ref_knn(x, k, mask))
+        if sort:
+            q_sq = (x * x).sum(-1, keepdim=True)
+            d = q_sq - 2 * torch.einsum('bnc,bnkc->bnk', x,
+                                        _gather(x, got[0]))
+            d = d + (_gather(x, got[0]) ** 2).sum(-1)
+            assert (d[..., 2:] >= d[..., 1:-1]).all()
+    # Explicit keys, self index and invalid keys.
+    keys = torch.randint(-6, 7, (B, 400, C), generator=g).float()
+    key_mask = torch.rand(B, 400, generator=g) > 0.1
+    self_index = torch.randint(0, 400, (B, N), generator=g)
+    key_mask.scatter_(1, self_index, True)
+    keys.scatter_(1, self_index[..., None].expand(B, N, C), x)
+    got = knn_indices(x, k, mask, keys=keys, key_mask=key_mask,
+                      self_index=self_index, return_mask=True, sort=sort)
+    _check_knn_sets(got, _ref_knn(x, k, mask, keys, key_mask, self_index))
+
+
+def test_knn_fast_selection_small_groups():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 200, 4, generator=g)
+    mask = torch.zeros(3, 200, dtype=torch.bool)
+    mask[0] = True
+    mask[1, :5] = True  # fewer valid rows than k
+    # mask[2]: an empty group
+    for sort in (True, False):
+        got = knn_indices(x, 12, mask, return_mask=True, sort=sort)
+        _check_knn_sets(got, _ref_knn(x, 12, mask))
+        idx, emask = got
+        assert emask[1, :5].sum(-1).tolist() == [5] * 5
+        assert (idx[1, :5][~emask[1, :5]] == idx[1, :5, :1].expand(
+            5, 12)[~emask[1, :5]]).all()
+        assert not emask[2].any() and not idx[2].any()
+
+
+def _dense_adjacency(idx, valid, M):
+    B, N, K = idx.shape
+    A = torch.zeros(B * N, B * M, dtype=torch.float64)
+    rows = torch.arange(B * N).repeat_interleave(K)
+    cols = (idx + torch.arange(B).view(B, 1, 1) * M).reshape(-1)
+    A.index_put_((rows, cols), valid.reshape(-1).double(), accumulate=True)
+    return A
+
+
+def test_edge_graph_sums_match_dense_adjacency():
+    from pointdistiller_mm.adapters.local_graph import EdgeGraph
+    g = torch.Generator().manual_seed(5)
+    B, N, M, K, C = 2, 11, 13, 6, 3
+    idx = torch.randint(0, M, (B, N, K), generator=g)
+    for valid in (torch.rand(B, N, K, generator=g) > 0.3,
+                  torch.ones(B, N, K, dtype=torch.bool)):
+        graph = EdgeGraph(idx, valid, M)
+        A = _dense_adjacency(idx, valid, M)
+        v = torch.randn(B * M, C, dtype=torch.float64, generator=g)
+        u = torch.randn(B * N, C, dtype=torch.float64, generator=g)
+        assert torch.allclose(graph.gather_sum(v), A @ v)
+        assert torch.allclose(graph.scatter_sum(u), A.t() @ u)
+        assert torch.equal(graph.row_count.view(-1).double(), A.sum(1))
+        assert torch.equal(graph.in_degree.view(-1).double(), A.sum(0))
+        assert graph.num_edges == int(valid.sum())
+
+
+def test_bag_max_matches_embedding_bag():
+    from pointdistiller_mm.adapters.local_graph import _BagMax
+    g = torch.Generator().manual_seed(6)
+    R, M, K, C = 300, 50, 7, 5  # more rows than one gather block
+    flat = torch.randint(0, M, (R, K), generator=g)
+    v0 = torch.randn(M, C, dtype=torch.float64, generator=g)
+    v0[3] = v0[4]  # ties between rows: the first edge wins
+    w = torch.randn(R, C, dtype=torch.float64, generator=g)
+    grads = []
+    for fn in (lambda v: _BagMax.apply(v, flat),
+               lambda v: F.embedding_bag(flat, v, mode='max')):
+        v = v0.clone().requires_grad_(True)
+        out = fn(v)
+        (out * w).sum().backward()
+        grads.append((out, v.grad))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert torch.equal(grads[0][1], grads[1][1])
+
+
+@pytest.mark.parametrize('aggregation', ['max', 'none'])
+def test_shared_graph_and_no_input_grad_equal_dense(aggregation):
+    from pointdistiller_mm.adapters.local_graph import EdgeGraph
+    torch.manual_seed(7)
+    B, N, C, Co, K = 2, 90, 3, 4, 12
+    ad = LocalGraphAdapter(C, Co, aggregation=aggregation).double()
+    dense = copy.deepcopy(ad)
+    dense.dense = True
+    x = torch.randn(B, N, C, dtype=torch.float64)
+    mask = torch.ones(B, N, dtype=torch.bool)
+    mask[1, 7:] = False  # a group smaller than k
+    idx, emask = knn_indices(x, K, mask, return_mask=True)
+    graph = EdgeGraph(idx, emask & mask[..., None], N)
+    f = ad.factored(x, idx, mask, edge_mask=emask, graph=graph)
+    out = f.max() if aggregation == 'max' else f.materialize()
+    ref = dense(x, idx, mask, edge_mask=emask)
+    w = torch.randn_like(ref)
+    (out * w).sum().backward()
+    (ref * w).sum().backward()
+    assert torch.allclose(out, ref, atol=1e-10)
+    for (n, p), (_, q) in zip(ad.named_parameters(),
+                              dense.named_parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-8, atol=1e-10), n
+
+
+def test_entries_at_most_matches_nonzero():
+    from pointdistiller_mm.adapters.local_graph import (_entries_at_most,
+                                                        _Workspace)
+    g = torch.Generator().manual_seed(8)
+    ws = _Workspace(torch.device('cpu'))  # reused: stale content ignored
+    for R, M in ((7, 61), (5, 64), (1, 3), (0, 9), (3, 5)):
+        d = torch.rand(R, M, generator=g)
+        t = torch.rand(R, generator=g) * 0.3
+        t[:1] = 2.0  # a full row
+        flat = _entries_at_most(d, t, ws)
+        ref = (d <= t.unsqueeze(1)).view(-1).nonzero().squeeze(1)
+        assert torch.equal(flat, ref)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_order_bits_sort_like_floats(dtype):
+    from pointdistiller_mm.adapters.local_graph import (_flip_order_bits,
+                                                        _int_view)
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(500, generator=g, dtype=dtype) * 1e3
+    x[:6] = torch.tensor([float('inf'), float('-inf'), 0.0, 1e-40, -1e-40,
+                          3.5], dtype=dtype)
+    key = _flip_order_bits(_int_view(x.clone()))
+    assert torch.equal(x[key.argsort()], x.sort().values)
+    assert torch.equal(_flip_order_bits(key.clone()).view(dtype), x)
+
+
+def test_rank_distances_match_one_product():
+    from pointdistiller_mm.adapters.local_graph import _rank_distances
+    g = torch.Generator().manual_seed(10)
+    B, n, M, C = 2, 150, 300, 16
+    q = torch.randn(B, n, C, generator=g)
+    keys = torch.randn(B, M, C, generator=g)
+    key_sq = (keys * keys).sum(-1)
+    ref = torch.baddbmm(key_sq[:, None].expand(B, n, M), q,
+                        keys.transpose(1, 2), alpha=-2.0)
+    out = _rank_distances(torch.empty(B, n, M), q, keys.transpose(1, 2),
+                          key_sq)
+    assert torch.equal(out, ref)  # bit for bit

@@ -277,3 +277,35 @@ def test_cheap_loss_equals_dense_loss(kwargs):
     assert torch.allclose(ga, gb, rtol=1e-8, atol=1e-12)
     for u, v in zip(pa, pb):
         assert torch.allclose(u, v, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(aggregation='max'),
+    dict(aggregation='none', norm='l1'),
+    dict(aggregation='max', neighbour_pool='all'),
+])
+def test_fast_paths_equal_dense_loss_with_masks(kwargs):
+    # Groups large enough for the thresholded KNN selection, a padded
+    # group and one smaller than k; values, gradients of the student rows
+    # and of both adapters, and the BatchNorm running statistics.
+    s, t, batch, scores = _random_batch(seed=9, sizes=(110, 80, 3))
+    s, t = s.double(), t.double()
+    cheap = PointDistillerLoss(4, 6, num_samples=90, k=6, edge_chunk_size=16,
+                               **kwargs).double()
+    dense = PointDistillerLoss(4, 6, num_samples=90, k=6, dense=True,
+                               **kwargs).double()
+    dense.load_state_dict(cheap.state_dict())
+    results = []
+    for loss in (cheap, dense):
+        x = s.clone().requires_grad_(True)
+        out = loss(x, t, batch, scores)
+        out.backward()
+        results.append((out, x.grad, [p.grad for p in loss.parameters()]))
+    (a, ga, pa), (b, gb, pb) = results
+    assert torch.allclose(a, b, rtol=1e-9)
+    assert torch.allclose(ga, gb, rtol=1e-8, atol=1e-12)
+    assert len(pa) == 6
+    for u, v in zip(pa, pb):
+        assert torch.allclose(u, v, rtol=1e-8, atol=1e-12)
+    for (n, u), (_, v) in zip(cheap.named_buffers(), dense.named_buffers()):
+        assert torch.allclose(u.double(), v.double(), rtol=1e-9), n

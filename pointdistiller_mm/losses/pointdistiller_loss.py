@@ -16,7 +16,8 @@ from mmdet3d.registry import MODELS
 from torch import Tensor, nn
 
 from ..adapters.connectors import LinearConnector
-from ..adapters.local_graph import (LocalGraphAdapter, knn_indices,
+from ..adapters.local_graph import (EdgeGraph, LocalGraphAdapter,
+                                    edge_max, knn_indices,
                                     paired_edge_distance)
 from ..importance import TopN, gather_rows
 from ..importance import reweight as softmax_reweight
@@ -296,13 +297,13 @@ class PointDistillerLoss(nn.Module):
             if coords is None:
                 raise ValueError("knn_space='coord' needs coords")
             src = coords.float()
+            q = gather_rows(src, top)
         else:
-            src = teacher_feats
-        q = gather_rows(src, top)
+            src, q = teacher_feats, z_t
         if full is None:
             idx, emask = knn_indices(
                 q, self.k, mask, chunk_size=self.knn_chunk_size,
-                return_mask=True)
+                return_mask=True, sort=False)
             return idx, emask, z_s, z_t
         n = mask.shape[1]
         self_index = torch.arange(n, device=mask.device).expand_as(mask)
@@ -314,7 +315,8 @@ class PointDistillerLoss(nn.Module):
             key_mask=full.mask,
             self_index=self_index,
             chunk_size=self.knn_chunk_size,
-            return_mask=True)
+            return_mask=True,
+            sort=False)
         return idx, emask, gather_rows(student_feats, full), gather_rows(
             teacher_feats, full)
 
@@ -334,10 +336,14 @@ class PointDistillerLoss(nn.Module):
                 edge_w = (emask & mask.unsqueeze(-1)).to(g_s.dtype)
             t_max = g_t.detach().flatten(2).amax(-1)
             return self._row_distance(g_s - g_t, edge_w), t_max
-        f_t = self.teacher_adapter.factored(z_t, idx, mask, keys_t, emask)
-        f_s = self.student_adapter.factored(z_s, idx, mask, keys_s, emask)
+        # One neighbour structure for both adapters (same idx and mask).
+        graph = EdgeGraph(idx, emask & mask.unsqueeze(-1), keys_s.shape[1])
+        f_t = self.teacher_adapter.factored(z_t, idx, mask, keys_t, emask,
+                                            graph)
+        f_s = self.student_adapter.factored(z_s, idx, mask, keys_s, emask,
+                                            graph)
         if self.aggregation == 'max':
-            g_t, g_s = f_t.max(), f_s.max()
+            g_s, g_t = edge_max(f_s, f_t)
             return self._row_distance(g_s - g_t, None), \
                 g_t.detach().amax(-1)
         dist = paired_edge_distance(f_s, f_t, self.norm, self.edge_chunk_size)
