@@ -8,7 +8,7 @@ KITTI layout, then runs mmdet3d's own KITTI converter (info files,
 Example::
 
     python tools/create_demo_data.py --out-dir data/demo_kitti \
-        --num-train 64 --num-val 32 --seed 0
+        --num-train 64 --num-val 128 --seed 0
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "mmdet3d's KITTI converter on it")
     parser.add_argument('--out-dir', default='data/demo_kitti')
     parser.add_argument('--num-train', type=int, default=64)
-    parser.add_argument('--num-val', type=int, default=32)
+    parser.add_argument('--num-val', type=int, default=128)
     parser.add_argument(
         '--num-test',
         type=int,

@@ -180,8 +180,8 @@ def _k_smallest(d: Tensor,
     """
     R, M = d.shape
     b = int(M // (_BLOCKS_PER_ENTRY * (k + 1)))
-    if b < _MIN_BLOCK or R == 0 or d.dtype not in (torch.float32,
-                                                    torch.float64):
+    exact_only = d.dtype not in (torch.float32, torch.float64)
+    if b < _MIN_BLOCK or R == 0 or exact_only:
         return torch.topk(d, k, dim=1, largest=False, sorted=sort)
     ws = ws or _Workspace(d.device)
     t = _block_threshold(d, k + 1, b, ws)

@@ -154,12 +154,27 @@ class Demo:
         if dataset_ready(root):
             self.echo(f'[data] using the data set in {root}')
             self.stage_seconds['data'] = 0.0
+            self._warn_small_val(root)
         else:
             self._create_data(root)
         for path in repair_ignored_categories(root):
             self.echo(f'[data] {path}: added DontCare: -1 to the '
                       'categories (mmdet3d converter bug; KittiMetric needs '
                       'it)')
+
+    def _warn_small_val(self, root: str) -> None:
+        """Say so when an existing data set has fewer val frames than the
+        settings ask for (KITTI AP40 is capped below 41 GT per class)."""
+        val = Path(root) / 'ImageSets' / 'val.txt'
+        n = len(val.read_text().split()) if val.is_file() else 0
+        if n < self.s.data.num_val:
+            self.echo(
+                f'[data] warning: {root} has {n} val frames, the demo '
+                f'expects {self.s.data.num_val} (AP40 of a class with 40 '
+                'or fewer moderate boxes cannot reach 100); recreate it '
+                'with: python tools/create_demo_data.py --out-dir '
+                f'{self._arg(root)} --num-val {self.s.data.num_val} '
+                '--overwrite')
 
     def _create_data(self, root: str) -> None:
         d = self.s.data
