@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -154,11 +155,13 @@ class RunRecord:
 
     @property
     def seconds_per_iter(self) -> Optional[float]:
-        """Mean logged iteration time (mmengine's ``time``: data loading
-        and the training step), without the first logged record."""
+        """Median of the logged iteration times (mmengine's ``time``: data
+        loading and the training step, averaged over each logging window),
+        without the first record; the median ignores a window slowed by
+        another job on a shared machine."""
         times = [r['time'] for r in self.train_records if 'time' in r]
         times = times[1:] if len(times) > 1 else times
-        return sum(times) / len(times) if times else None
+        return statistics.median(times) if times else None
 
 
 def run_records(work_dir: str):
