@@ -9,6 +9,7 @@ read back and summarised as moderate AP40 per class, 3D and BEV.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -76,7 +77,8 @@ def evaluate_run(run: RunSpec,
     if ckpt is None:
         raise FileNotFoundError(
             f'{run.work_dir}: no last_checkpoint; train the run first')
-    work = out_dir / run.name.replace('=', '_').replace(' ', '_')
+    work = out_dir / (re.sub(r'[^A-Za-z0-9.+-]+', '_', run.name).strip('_')
+                      or 'run')
     marker = work / 'evaluated.json'
     key = dict(checkpoint=str(Path(ckpt).resolve()),
                data_root=str(Path(data_root).resolve()))
