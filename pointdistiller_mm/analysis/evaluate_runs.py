@@ -14,14 +14,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional
 
 from ..demo.logs import kitti_summary, last_checkpoint
+from ..demo.pipeline import REPO_ROOT
 
 __all__ = ['RunSpec', 'parse_run_spec', 'run_config', 'latest_test_metrics',
            'evaluate_run']
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def evaluate_run(run: RunSpec,
         if done.get('key') == key:
             return done['ap']
     work.mkdir(parents=True, exist_ok=True)
-    cmd = [python, str(REPO_ROOT / 'tools' / 'test.py'),
+    cmd = [python, str(Path(REPO_ROOT) / 'tools' / 'test.py'),
            str(run_config(run.work_dir)), ckpt, '--work-dir', str(work),
            '--data-root', data_root]
     print('$ ' + ' '.join(cmd), flush=True)
@@ -98,9 +97,3 @@ def evaluate_run(run: RunSpec,
     ap = kitti_summary(metrics)
     marker.write_text(json.dumps(dict(key=key, ap=ap), indent=2))
     return ap
-
-
-def evaluate_runs(runs: Sequence[RunSpec], data_root: str,
-                  out_dir: Path) -> List[Dict[str, Optional[float]]]:
-    """:func:`evaluate_run` for each run, in order."""
-    return [evaluate_run(r, data_root, out_dir) for r in runs]
