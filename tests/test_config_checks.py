@@ -72,3 +72,20 @@ def test_missing_checkpoint_says_how_to_make_one(tmp_path):
 def test_missing_config_suggests_close_names():
     with pytest.raises(ConfigError, match='pointpillars_teacher.py'):
         load_config('configs/demo/pointpillars_teachr.py')
+
+
+@pytest.mark.parametrize('dataset_type, flag, converter', [
+    ('SemanticKittiDataset', '--dataset semantickitti',
+     'tools/create_data.py semantickitti'),
+    ('NuScenesDataset', '--dataset nuscenes', 'tools/create_data.py nuscenes'),
+])
+def test_missing_dataset_hint_names_its_generator(tmp_path, dataset_type,
+                                                  flag, converter):
+    root = str(tmp_path / 'nowhere')
+    cfg = Config(dict(train_dataloader=dict(dataset=dict(
+        type=dataset_type, data_root=root, ann_file='infos_train.pkl'))))
+    with pytest.raises(ConfigError) as err:
+        check_datasets(cfg, ('train_dataloader', ))
+    msg = str(err.value)
+    assert f'python tools/create_demo_data.py {flag} --out-dir {root}' in msg
+    assert converter in msg

@@ -174,12 +174,19 @@ class Scan:
         rays_visible: Per owner id >= 0, rays whose nearest hit is it (before
             detection and dropout).
         num_rays: Rays fired.
+        prim_index: ``(N,)`` int32 index, in the primitive list given to
+            :meth:`LidarSimulator.scan`, of the primitive each point hit
+            (``None`` where unknown).
+        ring: ``(N,)`` int32 beam index of each point (0: the beam with the
+            first, i.e. highest, elevation), ``None`` where unknown.
     """
     points: np.ndarray
     owner: np.ndarray
     rays_unoccluded: Dict[int, int] = field(default_factory=dict)
     rays_visible: Dict[int, int] = field(default_factory=dict)
     num_rays: int = 0
+    prim_index: Optional[np.ndarray] = None
+    ring: Optional[np.ndarray] = None
 
     def points_of(self, owner: int) -> np.ndarray:
         """Points that hit primitives of ``owner``."""
@@ -453,7 +460,9 @@ class LidarSimulator:
                     owner=owners[pidx],
                     rays_unoccluded=rays_unoccluded,
                     rays_visible=rays_visible,
-                    num_rays=int(np.prod(shape)))
+                    num_rays=int(np.prod(shape)),
+                    prim_index=pidx.astype(np.int32),
+                    ring=np.nonzero(hit)[0][keep].astype(np.int32))
 
     @staticmethod
     def _intersect(prim: Primitive, dirs: np.ndarray,

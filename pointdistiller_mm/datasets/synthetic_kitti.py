@@ -52,7 +52,8 @@ from .lidar_sim import (Box, Foliage, GroundPlane, LidarConfig, LidarSimulator,
 
 __all__ = [
     'KittiCalibration', 'ObjectClassSpec', 'SceneConfig', 'SceneObject',
-    'Scene', 'FrameLabel', 'object_primitives', 'sample_scene', 'label_scene',
+    'StreetLayout', 'Scene', 'FrameLabel', 'object_primitives',
+    'sample_scene', 'label_scene',
     'simulate_frame', 'write_frame', 'load_mmdet3d_kitti_converters',
     'run_kitti_converter', 'create_demo_kitti', 'DEFAULT_CLASSES'
 ]
@@ -281,11 +282,54 @@ class SceneObject:
 
 
 @dataclass
+class StreetLayout:
+    """The street a scene was drawn on, in road coordinates: ``s`` along the
+    road (heading ``heading`` rad in the LiDAR frame), ``q`` across it
+    (``q = 0`` on the road centre line, ``|q| <= half_width`` on the road).
+
+    ``sides[side]`` (side -1: right, +1: left of the heading) is
+    ``(sidewalk_width, curb_height, has_facade, facade_setback)``; sidewalk
+    boxes are ``segment`` m long and tile ``street_extent``; ``occupied``
+    holds the footprints already taken on the ground.
+    """
+    half_width: float
+    heading: float
+    ego_offset: float
+    sides: Dict[int, Tuple[float, float, bool, float]]
+    street_extent: Tuple[float, float]
+    segment: float
+    occupied: _Footprints
+
+    def to_xy(self, s: np.ndarray, q: np.ndarray) -> Tuple[np.ndarray,
+                                                           np.ndarray]:
+        """Road coordinates to LiDAR ``(x, y)``."""
+        c, sn = math.cos(self.heading), math.sin(self.heading)
+        qq = np.asarray(q) - self.ego_offset
+        s = np.asarray(s)
+        return s * c - qq * sn, s * sn + qq * c
+
+    def to_sq(self, x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray,
+                                                           np.ndarray]:
+        """LiDAR ``(x, y)`` to road coordinates ``(s, q)``."""
+        c, sn = math.cos(self.heading), math.sin(self.heading)
+        x, y = np.asarray(x), np.asarray(y)
+        return x * c + y * sn, -x * sn + y * c + self.ego_offset
+
+
+@dataclass
 class Scene:
-    """Everything a frame is made of."""
+    """Everything a frame is made of.
+
+    ``background_tags`` names what each ``background`` primitive is
+    (``'sidewalk'``, ``'facade'``, ``'trunk'``, ``'crown'``, ``'bush'``,
+    ``'far_vegetation'``, ``'pole'``, ``'furniture'``); ``layout`` is the
+    street it stands on. Both are ``None`` / empty for hand-built scenes.
+    """
     ground: GroundPlane
     objects: List[SceneObject]
     background: List[Primitive]
+    layout: Optional[StreetLayout] = None
+    background_tags: List[str] = field(default_factory=list)
 
     def primitives(self) -> List[Primitive]:
         """All primitives for the simulator."""
@@ -487,6 +531,11 @@ def sample_scene(cfg: SceneConfig,
     occupied = _Footprints(cfg.object_gap)
     occupied.add(0.0, 0.0, cfg.ego_clearance)
     background: List[Primitive] = []
+    tags: List[str] = []
+
+    def add(prim: Primitive, tag: str) -> None:
+        background.append(prim)
+        tags.append(tag)
 
     # labelled objects first, so clutter never pushes them out
     objects: List[SceneObject] = []
@@ -544,8 +593,9 @@ def sample_scene(cfg: SceneConfig,
             for k in range(n_seg):
                 x, y = segment_centre(side, s_lo + (k + 0.5) * seg, sw)
                 top = gz(x, y) + curb
-                background.append(
-                    Box((x, y, top - 0.5), (seg, sw, 1.0), psi, refl))
+                add(
+                    Box((x, y, top - 0.5), (seg, sw, 1.0), psi, refl),
+                    'sidewalk')
         if facade:
             s = s_lo + _u(rng, cfg.facade_gap)
             q0 = hw + sw + setback
@@ -554,9 +604,9 @@ def sample_scene(cfg: SceneConfig,
                 height = _u(rng, cfg.facade_height)
                 x, y = to_xy(s + 0.5 * length, side * (q0 + 0.5))
                 base = gz(x, y) - 0.5 - cfg.max_grade * length
-                background.append(
+                add(
                     Box((x, y, base + 0.5 * height), (length, 1.0, height),
-                        psi, _u(rng, cfg.facade_reflectivity)))
+                        psi, _u(rng, cfg.facade_reflectivity)), 'facade')
                 s += length + _u(rng, cfg.facade_gap)
 
     def scatter(rate: float) -> Iterator[Tuple[int, float]]:
@@ -575,13 +625,13 @@ def sample_scene(cfg: SceneConfig,
         occupied.add(x, y, trunk_r + 0.3)
         z0 = gz(x, y)
         trunk_h = _u(rng, cfg.trunk_height)
-        background.append(
+        add(
             VerticalCylinder((x, y), trunk_r, z0 - 0.2, z0 + trunk_h + crown,
-                             _u(rng, cfg.vegetation_reflectivity)))
-        background.append(
+                             _u(rng, cfg.vegetation_reflectivity)), 'trunk')
+        add(
             Foliage((x, y, z0 + trunk_h + crown), (crown, crown, crown),
                     cfg.crown_mean_free_path,
-                    _u(rng, cfg.vegetation_reflectivity)))
+                    _u(rng, cfg.vegetation_reflectivity)), 'crown')
 
     for side, s in scatter(cfg.bushes_per_100m):
         sw, curb, _, setback = sides[side]
@@ -592,11 +642,11 @@ def sample_scene(cfg: SceneConfig,
             continue
         occupied.add(x, y, rad)
         height = _u(rng, cfg.bush_height)
-        background.append(
+        add(
             Foliage((x, y, gz(x, y) + 0.5 * height),
                     (rad, rad * _u(rng, (0.6, 1.5)), 0.6 * height),
                     cfg.bush_mean_free_path,
-                    _u(rng, cfg.vegetation_reflectivity)))
+                    _u(rng, cfg.vegetation_reflectivity)), 'bush')
 
     for side, s in scatter(cfg.far_vegetation_per_100m):
         sw, curb, _, setback = sides[side]
@@ -608,11 +658,11 @@ def sample_scene(cfg: SceneConfig,
             continue
         occupied.add(x, y, rad)
         height = _u(rng, cfg.far_vegetation_height)
-        background.append(
+        add(
             Foliage((x, y, gz(x, y) + 0.5 * height),
                     (rad, rad * _u(rng, (0.6, 1.5)), 0.5 * height),
                     cfg.far_vegetation_mean_free_path,
-                    _u(rng, cfg.vegetation_reflectivity)))
+                    _u(rng, cfg.vegetation_reflectivity)), 'far_vegetation')
 
     for side, s in scatter(cfg.poles_per_100m):
         sw, curb, _, _ = sides[side]
@@ -623,10 +673,10 @@ def sample_scene(cfg: SceneConfig,
             continue
         occupied.add(x, y, rad + 0.2)
         z0 = gz(x, y)
-        background.append(
+        add(
             VerticalCylinder((x, y), rad, z0 - 0.2,
                              z0 + _u(rng, cfg.pole_height),
-                             float(rng.uniform(0.3, 0.8))))
+                             float(rng.uniform(0.3, 0.8))), 'pole')
 
     for side, s in scatter(cfg.furniture_per_100m):
         sw, _, _, setback = sides[side]
@@ -637,11 +687,23 @@ def sample_scene(cfg: SceneConfig,
         if not occupied.free(x, y, r):
             continue
         occupied.add(x, y, r)
-        background.append(
+        add(
             Box((x, y, base_height(side, s, q) + 0.5 * size[2]), tuple(size),
-                _u(rng, (-math.pi, math.pi)), float(rng.uniform(0.1, 0.7))))
+                _u(rng, (-math.pi, math.pi)), float(rng.uniform(0.1, 0.7))),
+            'furniture')
 
-    return Scene(ground=ground, objects=objects, background=background)
+    layout = StreetLayout(half_width=hw,
+                          heading=psi,
+                          ego_offset=q_ego,
+                          sides=sides,
+                          street_extent=(s_lo, s_hi),
+                          segment=seg,
+                          occupied=occupied)
+    return Scene(ground=ground,
+                 objects=objects,
+                 background=background,
+                 layout=layout,
+                 background_tags=tags)
 
 
 # ---------------------------------------------------------------------------

@@ -98,6 +98,22 @@ def _dataset_files(node: Any, key: str) -> Iterator[Tuple[str, str, str]]:
 
 def _create_hint(dataset_type: str, data_root: str) -> str:
     root = data_root.rstrip('/') or 'data/demo_kitti'
+    if 'SemanticKitti' in dataset_type:
+        return (
+            'Create synthetic SemanticKITTI-format data with:\n'
+            '    python tools/create_demo_data.py --dataset semantickitti '
+            f'--out-dir {root}\n'
+            'or prepare real SemanticKITTI (sequences/) with:\n'
+            f'    python tools/create_data.py semantickitti --root-path {root} '
+            f'--out-dir {root} --extra-tag semantickitti')
+    if 'NuScenes' in dataset_type:
+        return (
+            'Create synthetic nuScenes-format data with:\n'
+            '    python tools/create_demo_data.py --dataset nuscenes '
+            f'--out-dir {root}\n'
+            'or prepare real nuScenes with:\n'
+            f'    python tools/create_data.py nuscenes --root-path {root} '
+            f'--out-dir {root} --extra-tag nuscenes')
     if 'Kitti' in dataset_type:
         return (
             'Create synthetic KITTI-format data with:\n'
