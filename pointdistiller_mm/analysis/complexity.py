@@ -318,11 +318,24 @@ def model_complexity(
                 num_inputs=n, per_module=per_module)
 
 
+def _tensor_mode_broken(model: nn.Module) -> bool:
+    """Detectors whose ``mode='tensor'`` fails in mmdet3d 1.4: PointRCNN
+    (``TwoStage3DDetector._forward`` looks up a ``'neck_feats'`` key its
+    ``extract_feat`` does not return) and ``MVXTwoStageDetector`` (nuScenes
+    PointPillars; its ``_forward`` takes no inputs). Their ``predict`` runs
+    the same modules plus box decoding."""
+    from mmdet3d.models.detectors import MVXTwoStageDetector, PointRCNN
+    return isinstance(model, (PointRCNN, MVXTwoStageDetector))
+
+
 def mmdet3d_tensor_forward(model: nn.Module, data_batch: Mapping) -> Any:
     """Preprocess (voxelize) one dataloader batch and run ``mode='tensor'``
-    (``extract_feat`` + head forward, no box decoding)."""
+    (``extract_feat`` + head forward, no box decoding). PointRCNN runs
+    ``mode='predict'`` instead: backbone, neck, RPN, proposal NMS and the
+    RoI head on the proposals, the whole two-stage inference."""
     data = model.data_preprocessor(data_batch, False)
-    return model(data['inputs'], data.get('data_samples'), mode='tensor')
+    mode = 'predict' if _tensor_mode_broken(model) else 'tensor'
+    return model(data['inputs'], data.get('data_samples'), mode=mode)
 
 
 def group_by_prefix(per_module: Mapping[str, ModuleCount],

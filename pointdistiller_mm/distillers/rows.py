@@ -108,19 +108,37 @@ class BEVRows:
 class PointRows:
     """Point rows (PointRCNN FP-neck features): ``(B, C, Np)`` per side.
 
-    Importance is the channel maximum of the teacher feature; coordinates
-    are the points' xyz when the recorded output carries them.
+    Record either the feature tensor (``index='fp_features'`` on the neck)
+    or the neck's whole output dict (``fp_features`` and ``fp_xyz``); row
+    ``b * Np + i`` is point i of sample b on both sides (teacher and student
+    see the same points). Importance is the channel maximum of the teacher
+    feature; coordinates are the points' xyz when the recorded output
+    carries them (``knn_space='coord'``), else None.
     """
 
-    def __call__(self, student: Tensor, teacher: Tensor, inputs: Mapping,
+    def __call__(self, student: Any, teacher: Any, inputs: Mapping,
                  context: Mapping) -> Dict[str, Any]:
+        coords = None
+        if isinstance(teacher, Mapping):
+            xyz = teacher.get('fp_xyz')
+            if xyz is not None:
+                coords = xyz.reshape(-1, xyz.shape[-1]).float()
+            teacher = teacher['fp_features']
+        if isinstance(student, Mapping):
+            student = student['fp_features']
+        if student.shape[0] != teacher.shape[0] or \
+                student.shape[2] != teacher.shape[2]:
+            raise ValueError(
+                f'student points {tuple(student.shape)} and teacher points '
+                f'{tuple(teacher.shape)} differ (expected (B, C, Np) with the '
+                'same B and Np); distil features of the same points')
         b, c, n = teacher.shape
         s_rows = student.permute(0, 2, 1).reshape(b * n, -1)
         t_rows = teacher.permute(0, 2, 1).reshape(b * n, c)
         batch_idx = torch.arange(b, device=teacher.device).repeat_interleave(n)
         return dict(student_feats=s_rows, teacher_feats=t_rows,
                     batch_idx=batch_idx, scores=channel_max_scores(t_rows),
-                    coords=None, batch_size=b)
+                    coords=coords, batch_size=b)
 
 
 @TASK_UTILS.register_module()

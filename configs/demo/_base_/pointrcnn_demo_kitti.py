@@ -1,0 +1,138 @@
+# PointRCNN (mmdet3d's 3-class KITTI config: PointNet2SAMSG backbone,
+# PointNetFPNeck, PointRPNHead, PointRCNNRoIHead) on the synthetic
+# KITTI-format demo data, with the demo's reduced range and fewer sampled
+# points so that it trains on a 2-core CPU (mmcv's CUDA-only point ops run
+# through pointdistiller_mm.compat.mmcv_point_ops there). Widths and depth
+# are the stock ones; only point counts and the schedule change.
+_base_ = ['mmdet3d::point_rcnn/point-rcnn_8xb2_kitti-3d-3class.py']
+
+custom_imports = dict(
+    imports=['pointdistiller_mm'], allow_failed_imports=False)
+
+data_root = 'data/demo_kitti/'
+class_names = ['Pedestrian', 'Cyclist', 'Car']
+metainfo = dict(classes=class_names)
+backend_args = None
+# the PointPillars demo's 40.96 m x 40.96 m field in front of the car
+point_cloud_range = [0, -20.48, -3, 40.96, 20.48, 1]
+# points per scan after PointSample (stock 16384) and per SA level (stock
+# 4096, 1024, 256, 64): a quarter of each
+num_points = 4096
+sa_num_points = (1024, 256, 64, 16)
+sample_range = 40.0
+# RPN proposals into the rotated NMS (stock 9000: every point's box; mmcv's
+# CPU rotated NMS is quadratic in it), RoIs kept after it in training and
+# testing (stock 512 / 512) and points pooled per RoI (stock 512)
+rpn_nms_pre = 1024
+train_rois = 256
+test_rois = 100
+roi_points = 256
+
+# schedule (epochs over the RepeatDataset below)
+epoch_num = 8
+lr = 0.001
+batch_size = 2
+num_workers = 2
+repeat_times = 4
+
+model = dict(
+    backbone=dict(num_points=sa_num_points),
+    roi_head=dict(
+        bbox_roi_extractor=dict(
+            roi_layer=dict(type='RoIPointPool3d',
+                           num_sampled_points=roi_points))),
+    train_cfg=dict(
+        rpn=dict(
+            rpn_proposal=dict(nms_pre=rpn_nms_pre, nms_post=train_rois))),
+    test_cfg=dict(
+        rpn=dict(nms_cfg=dict(nms_pre=rpn_nms_pre, nms_post=test_rois))))
+
+db_sampler = dict(
+    data_root=data_root,
+    info_path=data_root + 'kitti_dbinfos_train.pkl',
+    rate=1.0,
+    prepare=dict(
+        filter_by_difficulty=[-1],
+        filter_by_min_points=dict(Car=5, Pedestrian=5, Cyclist=5)),
+    sample_groups=dict(Car=10, Pedestrian=8, Cyclist=8),
+    classes=class_names,
+    points_loader=dict(
+        type='LoadPointsFromFile',
+        coord_type='LIDAR',
+        load_dim=4,
+        use_dim=4,
+        backend_args=backend_args),
+    backend_args=backend_args)
+
+train_pipeline = [
+    dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=4, use_dim=4,
+         backend_args=backend_args),
+    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True),
+    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='ObjectSample', db_sampler=db_sampler),
+    dict(type='RandomFlip3D', flip_ratio_bev_horizontal=0.5),
+    dict(type='ObjectNoise', num_try=100, translation_std=[1.0, 1.0, 0.5],
+         global_rot_range=[0.0, 0.0], rot_range=[-0.78539816, 0.78539816]),
+    dict(type='GlobalRotScaleTrans', rot_range=[-0.78539816, 0.78539816],
+         scale_ratio_range=[0.95, 1.05]),
+    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='PointSample', num_points=num_points,
+         sample_range=sample_range),
+    dict(type='PointShuffle'),
+    dict(type='Pack3DDetInputs', keys=['points', 'gt_bboxes_3d',
+                                       'gt_labels_3d'])
+]
+test_pipeline = [
+    dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=4, use_dim=4,
+         backend_args=backend_args),
+    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='PointSample', num_points=num_points,
+         sample_range=sample_range),
+    dict(type='Pack3DDetInputs', keys=['points'])
+]
+
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=num_workers,
+    persistent_workers=True,
+    dataset=dict(
+        times=repeat_times,
+        dataset=dict(data_root=data_root, pipeline=train_pipeline,
+                     metainfo=metainfo)))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=1,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline,
+                 metainfo=metainfo))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'kitti_infos_val.pkl')
+test_evaluator = val_evaluator
+
+optim_wrapper = dict(
+    optimizer=dict(lr=lr, betas=(0.95, 0.85)),
+    clip_grad=dict(max_norm=35, norm_type=2))
+# mmdet3d's PointRCNN cyclic schedule (35 + 45 of 80 epochs), scaled to
+# epoch_num
+param_scheduler = [
+    dict(type='CosineAnnealingLR', T_max=epoch_num * 35 / 80,
+         eta_min=lr * 10, begin=0, end=epoch_num * 35 / 80, by_epoch=True,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=epoch_num * 45 / 80,
+         eta_min=lr * 1e-4, begin=epoch_num * 35 / 80, end=epoch_num,
+         by_epoch=True, convert_to_iter_based=True),
+    dict(type='CosineAnnealingMomentum', T_max=epoch_num * 35 / 80,
+         eta_min=0.85 / 0.95, begin=0, end=epoch_num * 35 / 80,
+         by_epoch=True, convert_to_iter_based=True),
+    dict(type='CosineAnnealingMomentum', T_max=epoch_num * 45 / 80,
+         eta_min=1, begin=epoch_num * 35 / 80, end=epoch_num, by_epoch=True,
+         convert_to_iter_based=True)
+]
+train_cfg = dict(by_epoch=True, max_epochs=epoch_num, val_interval=2)
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10),
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
+                    save_last=True))
+log_processor = dict(window_size=10)
