@@ -79,13 +79,32 @@ def build_runner(args: argparse.Namespace) -> Runner:
     return RUNNERS.build(cfg)
 
 
+# nuScenes detection summary, in the column order of the PointDistiller
+# paper's nuScenes table
+NUSCENES_SUMMARY = ('mAP', 'NDS', 'mATE', 'mASE', 'mAOE', 'mAVE', 'mAAE')
+
+
+def print_nuscenes_summary(metrics: dict) -> None:
+    """One line per result name with mAP, NDS and the five TP errors, when
+    ``metrics`` holds NuScenesMetric keys (``<name>_NuScenes/mAP``...)."""
+    for key in sorted(k for k in metrics if k.endswith('_NuScenes/mAP')):
+        prefix = key[:-len('mAP')]
+        vals = '  '.join(f'{name} {float(metrics[prefix + name]):.4f}'
+                         for name in NUSCENES_SUMMARY
+                         if prefix + name in metrics)
+        name = prefix[:-len('_NuScenes/')].split('/')[-1]
+        print(f'nuScenes summary ({name}): {vals}', flush=True)
+
+
 def main() -> None:
     args = parse_args()
     try:
         runner = build_runner(args)
     except ConfigError as err:
         sys.exit(f'error: {err}')
-    runner.test()
+    metrics = runner.test()
+    if metrics:
+        print_nuscenes_summary(metrics)
 
 
 if __name__ == '__main__':
