@@ -7,6 +7,16 @@ idempotent and can be undone (see ``README.md`` in this folder):
   CPU.
 * ``kitti_rotate_iou_cpu`` (:mod:`.kitti_rotate_iou`): CPU rotated IoU for
   mmdet3d's KITTI evaluation (skipped when ``NUMBA_ENABLE_CUDASIM`` is set).
+* ``minkunet_cpu_voxelize`` (:mod:`.minkunet_cpu`): MinkUNet voxelization
+  (``voxel_type='minkunet'``) without ``.cuda()``.
+* ``mmcv_point_ops_cpu`` (:mod:`.mmcv_point_ops`): CPU versions of mmcv's
+  CUDA-only point ops (FPS, ball query, grouping, three-NN, points in boxes,
+  RoI point pooling) for PointNet++ / PointRCNN.
+* ``dynamic_scatter_cpu`` (:mod:`.dynamic_scatter_cpu`): mmcv's
+  ``DynamicScatter`` / mmdet3d's ``dynamic_scatter_3d`` on CPU (Cylinder3D's
+  ``SegVFE`` and cylindrical voxelization).
+* ``mmcv_sparse_conv_cpu`` (:mod:`.mmcv_spconv_cpu`): mmcv's own sparse
+  convolutions (``mmcv.ops.SubMConv3d``...) on CPU, rules from spconv 2.
 
 Importing this package is cheap: nothing is compiled until first use.
 """
@@ -31,16 +41,23 @@ def apply_cpu_patches() -> List[str]:
     """
     if _cuda_available():
         return applied_cpu_patches()
-    from . import kitti_rotate_iou, spconv_cpu
+    from . import kitti_rotate_iou, minkunet_cpu, mmcv_point_ops, spconv_cpu
     spconv_cpu.apply()
     kitti_rotate_iou.apply()
+    minkunet_cpu.apply()
+    mmcv_point_ops.apply()
+    from . import dynamic_scatter_cpu, mmcv_spconv_cpu
+    dynamic_scatter_cpu.apply()
+    mmcv_spconv_cpu.apply()
     return applied_cpu_patches()
 
 
 def applied_cpu_patches() -> List[str]:
     """Names of the CPU patches currently in effect."""
     names = []
-    for module_name in ('spconv_cpu', 'kitti_rotate_iou'):
+    for module_name in ('spconv_cpu', 'kitti_rotate_iou', 'minkunet_cpu',
+                        'mmcv_point_ops', 'dynamic_scatter_cpu',
+                        'mmcv_spconv_cpu'):
         module = sys.modules.get(f'{__name__}.{module_name}')
         if module is not None and module.is_applied():
             names.append(module.PATCH_NAME)
@@ -49,7 +66,9 @@ def applied_cpu_patches() -> List[str]:
 
 def remove_cpu_patches() -> None:
     """Undo every CPU patch applied by :func:`apply_cpu_patches`."""
-    for module_name in ('spconv_cpu', 'kitti_rotate_iou'):
+    for module_name in ('spconv_cpu', 'kitti_rotate_iou', 'minkunet_cpu',
+                        'mmcv_point_ops', 'dynamic_scatter_cpu',
+                        'mmcv_spconv_cpu'):
         module = sys.modules.get(f'{__name__}.{module_name}')
         if module is not None:
             module.remove()

@@ -1,0 +1,1 @@
+"""Smaller3D project: MinkUNet distillation (see README.md)."""

@@ -1,0 +1,1 @@
+"""Self-contained method projects (mmdet3d ``projects/`` style)."""
