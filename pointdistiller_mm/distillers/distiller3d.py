@@ -25,6 +25,24 @@ def _clone_tensors(data: Any) -> Any:
     return data
 
 
+def _scaled(loss: Any, weight: float) -> Any:
+    """A loss value (a tensor or a list of tensors) times ``weight``."""
+    if isinstance(loss, (list, tuple)):
+        return type(loss)(v * weight for v in loss)
+    return loss * weight
+
+
+def _extract_feat(model: nn.Module, inputs: Any, data_samples: list) -> Any:
+    """``model.extract_feat`` with the arguments its signature asks for:
+    mmdet3d's single-stage detectors take the batch inputs only,
+    ``MVXTwoStageDetector`` (nuScenes PointPillars) also the input metas."""
+    params = inspect.signature(model.extract_feat).parameters
+    if 'batch_input_metas' in params:
+        return model.extract_feat(inputs,
+                                  [s.metainfo for s in data_samples])
+    return model.extract_feat(inputs)
+
+
 def _takes_data_samples(loss: nn.Module) -> bool:
     """Whether a loss's forward names a ``data_samples`` parameter."""
     return 'data_samples' in inspect.signature(loss.forward).parameters
@@ -62,8 +80,11 @@ class Distiller3D(BaseModel):
             forward has a ``data_samples`` parameter also gets the batch's
             data samples; a loss with a ``bind_models(student, teacher)``
             method is given both models once they are built.
-        teacher_forward: ``'extract_feat'`` (backbone features) or
-            ``'tensor'`` (the teacher's raw head outputs).
+        teacher_forward: ``'extract_feat'`` (backbone features),
+            ``'tensor'`` (the teacher's raw head outputs) or ``'loss'``
+            (the teacher's training forward, losses discarded: for
+            segmentors such as Cylinder3D whose ``tensor`` mode does not
+            take the voxelized batch; needs labelled data samples).
         check_voxelization: refuse a teacher whose data preprocessor
             voxelizes differently from the student's.
         data_preprocessor: defaults to the student's.
@@ -71,6 +92,14 @@ class Distiller3D(BaseModel):
     The loss-weight hook (``DistillLossWeightHook``) scales all distill terms
     through the attribute ``distill_loss_scale``; at 0 the teacher and the
     distill terms are skipped.
+
+    A distill loss may define a float attribute ``task_loss_weight``: while
+    the distill terms run, the student's own losses (``student.*`` keys that
+    contain ``'loss'``) are multiplied by it (by the product over the losses
+    that define it). This is how Hinton-style mixing
+    ``alpha * L_task + (1 - alpha) * L_KD`` scales the task loss by alpha
+    from the KD loss's config alone; when the distill terms are skipped
+    (scale 0) the student's losses are left unscaled.
     """
 
     def __init__(self,
@@ -87,9 +116,9 @@ class Distiller3D(BaseModel):
             data_preprocessor = student.get('data_preprocessor')
         super().__init__(data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
-        if teacher_forward not in ('extract_feat', 'tensor'):
-            raise ValueError("teacher_forward must be 'extract_feat' or "
-                             f"'tensor', got {teacher_forward!r}")
+        if teacher_forward not in ('extract_feat', 'tensor', 'loss'):
+            raise ValueError("teacher_forward must be 'extract_feat', "
+                             f"'tensor' or 'loss', got {teacher_forward!r}")
         self.student = MODELS.build(student)
         teacher_model, teacher_cfg = build_teacher(
             teacher['config'], teacher.get('checkpoint'))
@@ -174,9 +203,10 @@ class Distiller3D(BaseModel):
         teacher_inputs = _clone_tensors(inputs)
         with torch.no_grad(), self.teacher_recorders:
             if self.teacher_forward == 'extract_feat':
-                self.teacher.extract_feat(teacher_inputs)
+                _extract_feat(self.teacher, teacher_inputs, data_samples)
             else:
-                self.teacher(teacher_inputs, data_samples, mode='tensor')
+                self.teacher(teacher_inputs, data_samples,
+                             mode=self.teacher_forward)
 
     def loss(self, inputs: Mapping, data_samples: list) -> Dict[str, Tensor]:
         """Student losses (``student.*``) plus distillation losses."""
@@ -189,6 +219,10 @@ class Distiller3D(BaseModel):
             student_losses = self.student.loss(inputs, data_samples)
         losses = {f'student.{k}': v for k, v in student_losses.items()}
         if scale != 0:
+            task_weight = self.task_loss_weight()
+            if task_weight != 1.0:
+                losses = {k: _scaled(v, task_weight) if 'loss' in k else v
+                          for k, v in losses.items()}
             context = self._context(inputs, data_samples)
             for name, loss_fn in self.distill_losses.items():
                 s_rec, t_rec = self.distill_sources[name]
@@ -201,6 +235,14 @@ class Distiller3D(BaseModel):
             self.student_recorders.reset()
             self.teacher_recorders.reset()
         return losses
+
+    def task_loss_weight(self) -> float:
+        """Weight of the student's own losses while distilling: the product
+        of the distill losses' ``task_loss_weight`` attributes (1 if none)."""
+        weight = 1.0
+        for loss_fn in self.distill_losses.values():
+            weight *= float(getattr(loss_fn, 'task_loss_weight', 1.0))
+        return weight
 
     def predict(self, inputs: Mapping, data_samples: list) -> list:
         """Student predictions."""

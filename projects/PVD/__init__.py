@@ -1,0 +1,1 @@
+"""PVD: point-to-voxel knowledge distillation for LiDAR segmentors."""
