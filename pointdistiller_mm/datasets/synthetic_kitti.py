@@ -54,7 +54,8 @@ __all__ = [
     'KittiCalibration', 'ObjectClassSpec', 'SceneConfig', 'SceneObject',
     'StreetLayout', 'Scene', 'FrameLabel', 'object_primitives',
     'sample_scene', 'label_scene',
-    'simulate_frame', 'write_frame', 'load_mmdet3d_kitti_converters',
+    'simulate_frame', 'write_frame', 'load_mmdet3d_converters',
+    'load_mmdet3d_kitti_converters',
     'run_kitti_converter', 'create_demo_kitti', 'DEFAULT_CLASSES'
 ]
 
@@ -889,7 +890,8 @@ def write_frame(root: str,
 # mmdet3d's converter
 # ---------------------------------------------------------------------------
 
-_CONVERTERS: Optional[types.SimpleNamespace] = None
+# mmdet3d converter modules by name (load_mmdet3d_converters)
+_CONVERTERS: Dict[str, types.ModuleType] = {}
 
 
 def _mmdet3d_tools_dir() -> Path:
@@ -931,25 +933,32 @@ def _mmdet3d_tools_package() -> Iterator[None]:
         sys.modules.update(saved)
 
 
+def load_mmdet3d_converters(*names: str,
+                            reload: bool = False) -> types.SimpleNamespace:
+    """mmdet3d's own ``tools/dataset_converters`` modules, unmodified.
+
+    Returns a namespace with the named modules (e.g. ``kitti_converter``,
+    ``update_infos_to_v2``); each is loaded once from the mmdet3d wheel and
+    cached (``reload`` loads them again). Whatever ``tools`` package was
+    imported before stays in place.
+    """
+    missing = [n for n in names if reload or n not in _CONVERTERS]
+    if missing:
+        import mmdet3d.datasets  # noqa: F401  registers the datasets
+        with _mmdet3d_tools_package():
+            for n in missing:
+                _CONVERTERS[n] = importlib.import_module(
+                    f'tools.dataset_converters.{n}')
+    return types.SimpleNamespace(**{n: _CONVERTERS[n] for n in names})
+
+
 def load_mmdet3d_kitti_converters(
         reload: bool = False) -> types.SimpleNamespace:
-    """mmdet3d's own KITTI converter modules, unmodified.
-
-    Returns a namespace with ``kitti_converter``, ``update_infos_to_v2`` and
-    ``create_gt_database``; loaded once and cached (``reload`` loads them
-    again). Whatever ``tools`` package was imported before stays in place.
-    """
-    global _CONVERTERS
-    if _CONVERTERS is None or reload:
-        import mmdet3d.datasets  # noqa: F401  registers KittiDataset
-        with _mmdet3d_tools_package():
-            mods = {
-                n: importlib.import_module(f'tools.dataset_converters.{n}')
-                for n in ('kitti_converter', 'update_infos_to_v2',
-                          'create_gt_database')
-            }
-        _CONVERTERS = types.SimpleNamespace(**mods)
-    return _CONVERTERS
+    """mmdet3d's KITTI converter modules: ``kitti_converter``,
+    ``update_infos_to_v2`` and ``create_gt_database``
+    (:func:`load_mmdet3d_converters`)."""
+    return load_mmdet3d_converters('kitti_converter', 'update_infos_to_v2',
+                                   'create_gt_database', reload=reload)
 
 
 def _check_splits_not_empty(sizes: Dict[str, int]) -> None:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import io
 import json
 import math
@@ -52,7 +51,7 @@ import numpy as np
 
 from .lidar_sim import (Box, Foliage, GroundPlane, LidarConfig, LidarSimulator,
                         Primitive, Scan, VerticalCylinder)
-from .synthetic_kitti import (SceneConfig, _mmdet3d_tools_package,
+from .synthetic_kitti import (SceneConfig, load_mmdet3d_converters,
                               object_primitives, sample_scene)
 
 __all__ = [
@@ -862,7 +861,6 @@ def _write_scene(tables: _Tables, out: Path, name: str, index: int,
 # mmdet3d's converter
 # ---------------------------------------------------------------------------
 
-_CONVERTERS: Optional[types.SimpleNamespace] = None
 
 
 class _Discard(io.TextIOBase):
@@ -889,17 +887,9 @@ def load_mmdet3d_nuscenes_converters(
     """mmdet3d's own ``nuscenes_converter``, ``update_infos_to_v2`` and
     ``create_gt_database`` modules from the wheel's ``.mim/tools``,
     unmodified (cached)."""
-    global _CONVERTERS
-    if _CONVERTERS is None or reload:
-        import mmdet3d.datasets  # noqa: F401  registers NuScenesDataset
-        with _mmdet3d_tools_package():
-            mods = {
-                n: importlib.import_module(f'tools.dataset_converters.{n}')
-                for n in ('nuscenes_converter', 'update_infos_to_v2',
-                          'create_gt_database')
-            }
-        _CONVERTERS = types.SimpleNamespace(**mods)
-    return _CONVERTERS
+    return load_mmdet3d_converters('nuscenes_converter',
+                                   'update_infos_to_v2',
+                                   'create_gt_database', reload=reload)
 
 
 @contextlib.contextmanager

@@ -41,7 +41,6 @@ The same seed gives byte-identical files.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import math
 import os
 import shutil
@@ -57,7 +56,7 @@ from .lidar_sim import (Box, Foliage, LidarConfig, LidarSimulator, Primitive,
                         Scan)
 from .synthetic_kitti import (DEFAULT_CLASSES, ObjectClassSpec, Scene,
                               SceneConfig, SceneObject, StreetLayout,
-                              _mmdet3d_tools_package, sample_scene)
+                              load_mmdet3d_converters, sample_scene)
 
 __all__ = [
     'RAW_LABELS', 'SEMANTICKITTI_CLASSES', 'BACKGROUND_LABELS',
@@ -538,19 +537,14 @@ def write_semantic_frame(root: str,
 # mmdet3d's converter
 # ---------------------------------------------------------------------------
 
-_CONVERTER: Optional[types.ModuleType] = None
 
 
 def load_mmdet3d_semantickitti_converter(
         reload: bool = False) -> types.ModuleType:
     """mmdet3d's own ``tools/dataset_converters/semantickitti_converter``,
     unmodified (loaded once; the repository's ``tools`` stays in place)."""
-    global _CONVERTER
-    if _CONVERTER is None or reload:
-        with _mmdet3d_tools_package():
-            _CONVERTER = importlib.import_module(
-                'tools.dataset_converters.semantickitti_converter')
-    return _CONVERTER
+    return load_mmdet3d_converters('semantickitti_converter',
+                                   reload=reload).semantickitti_converter
 
 
 def converter_splits() -> Dict[str, List[int]]:
