@@ -83,13 +83,14 @@ def test_pvd_trains_all_terms(pvd_run):
 
 
 def test_pvd_student_tests_with_miou(pvd_run, tiny_semantickitti):
-    work, _, _ = pvd_run
+    work, _, teacher_work = pvd_run
     proc = run_tool(['PYTHON', 'tools/test.py', PVD,
                      str(work / 'epoch_1.pth'), '--data-root',
                      str(tiny_semantickitti), '--allow-new-keys',
                      '--cfg-options', 'test_dataloader.num_workers=0',
                      'test_dataloader.persistent_workers=False',
-                     'test_dataloader.dataset.indices=1'])
+                     'test_dataloader.dataset.indices=1',
+                     f'model.teacher.checkpoint={teacher_work}'])
     out = proc.stdout + proc.stderr
     miou = re.findall(r'miou: ([0-9.]+)', out)
     assert miou, out[-3000:]
