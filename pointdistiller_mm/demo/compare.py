@@ -104,21 +104,29 @@ class CompareSettings:
     command: str = ''
 
 
+def validate_last_epoch(schedule: Schedule, epochs: Optional[int],
+                        config: str) -> Schedule:
+    """``schedule`` with ``epochs`` (when given) and one validation, after
+    the last epoch (``config``'s ``max_epochs`` when the schedule keeps
+    it)."""
+    if epochs is not None:
+        schedule = replace(schedule, epochs=epochs)
+    if schedule.epochs is None:
+        from ..utils import load_config
+        cfg = load_config(str(Path(REPO_ROOT) / config))
+        last = int(cfg.train_cfg.max_epochs)
+    else:
+        last = schedule.epochs
+    return replace(schedule, val_interval=last)
+
+
 def compare_settings(quick: bool = False, epochs: Optional[int] = None,
                      **kwargs) -> CompareSettings:
     """The full or quick comparison; ``epochs`` overrides the schedule's
     epochs and validation runs once, after the last epoch. ``None``
     values in ``kwargs`` are ignored."""
-    schedule = QUICK if quick else FULL
-    if epochs is not None:
-        schedule = replace(schedule, epochs=epochs)
-    if schedule.epochs is None:
-        from ..utils import load_config
-        cfg = load_config(str(Path(REPO_ROOT) / METHODS[0].config))
-        last = int(cfg.train_cfg.max_epochs)
-    else:
-        last = schedule.epochs
-    schedule = replace(schedule, val_interval=last)
+    schedule = validate_last_epoch(QUICK if quick else FULL, epochs,
+                                   METHODS[0].config)
     base = CompareSettings(
         work_dir='work_dirs/compare_kd_quick' if quick else
         'work_dirs/compare_kd',

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from .compare import (KDMethod, RunRecord, _arg, _note_progress,
-                      teacher_identity, train_run)
+                      teacher_identity, train_run, validate_last_epoch)
 from .compare_seg_report import seg_summary, seg_val_records
 from .pipeline import REPO_ROOT, _machine_facts
 from .settings import Schedule
@@ -108,16 +108,8 @@ def seg_compare_settings(quick: bool = False, epochs: Optional[int] = None,
     """The full or quick comparison; ``epochs`` overrides the schedule's
     epochs and validation runs once, after the last epoch. ``None``
     values in ``kwargs`` are ignored."""
-    schedule = SEG_QUICK if quick else SEG_FULL
-    if epochs is not None:
-        schedule = replace(schedule, epochs=epochs)
-    if schedule.epochs is None:
-        from ..utils import load_config
-        cfg = load_config(str(Path(REPO_ROOT) / SEG_METHODS[0].config))
-        last = int(cfg.train_cfg.max_epochs)
-    else:
-        last = schedule.epochs
-    schedule = replace(schedule, val_interval=last)
+    schedule = validate_last_epoch(SEG_QUICK if quick else SEG_FULL, epochs,
+                                   SEG_METHODS[0].config)
     base = SegCompareSettings(
         work_dir='work_dirs/compare_seg_quick' if quick else
         'work_dirs/compare_seg',
