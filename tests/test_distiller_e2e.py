@@ -106,14 +106,18 @@ def test_export_round_trip_gives_identical_predictions(
     assert torch.equal(a.labels_3d, b.labels_3d)
 
 
-def test_test_tool_evaluates_the_student(distilled, tiny_kitti):
+def test_test_tool_evaluates_the_student(distilled, tiny_kitti, tmp_path):
+    """The test tool runs the student alone: a teacher checkpoint that is
+    not on this machine does not stop the evaluation."""
     work, _ = distilled
+    absent = tmp_path / 'no_teacher_here.pth'
     proc = run_tool(['PYTHON', 'tools/test.py', DISTILL,
                      str(work / 'epoch_1.pth'), '--data-root',
                      str(tiny_kitti), '--work-dir',
                      str(work / 'test'), '--cfg-options', *FAST_OPTIONS,
-                     'model.teacher.checkpoint=None'])
+                     f'model.teacher.checkpoint={absent}'])
     out = proc.stdout + proc.stderr
+    assert f'the teacher checkpoint {absent} is not loaded' in out
     assert 'Car AP40@0.70, 0.70, 0.70' in out
     assert 'Overall_3D_AP40_moderate' in out
 

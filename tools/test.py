@@ -20,7 +20,8 @@ import pointdistiller_mm  # noqa: E402,F401  (registers modules, CPU patches)
 from pointdistiller_mm.utils import (ConfigError,  # noqa: E402
                                      adapt_config_to_machine,
                                      check_checkpoint, check_datasets,
-                                     prepare_config, setup_cpu_distributed)
+                                     prepare_config, setup_cpu_distributed,
+                                     skip_teacher_weights)
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,6 +59,10 @@ def build_runner(args: argparse.Namespace) -> Runner:
                          args.data_root, args.work_dir, args.launcher)
     check_checkpoint(args.checkpoint, args.config)
     cfg.load_from = args.checkpoint
+    teacher_ckpt = skip_teacher_weights(cfg)
+    if teacher_ckpt:
+        print(f'Testing the student only: the teacher checkpoint '
+              f'{teacher_ckpt} is not loaded.', flush=True)
     if args.show_dir:
         vis = cfg.default_hooks.get('visualization')
         if vis is None:

@@ -215,6 +215,23 @@ def check_checkpoint(path: Optional[str], config_path: str = '',
             'file or URL.')
 
 
+def skip_teacher_weights(cfg: Config) -> Optional[str]:
+    """Drop a distillation config's teacher checkpoint before testing.
+
+    Testing and prediction run the student alone, so the teacher is built
+    from its config without weights: a teacher checkpoint that is missing
+    on the test machine does not stop the student's evaluation. Returns the
+    dropped checkpoint (``None`` when the config has no teacher).
+    """
+    model = cfg.get('model')
+    teacher = model.get('teacher') if isinstance(model, Mapping) else None
+    if not isinstance(teacher, Mapping) or not teacher.get('checkpoint'):
+        return None
+    dropped = teacher['checkpoint']
+    teacher['checkpoint'] = None
+    return str(dropped)
+
+
 def dataset_summary(cfg: Config) -> Dict[str, str]:
     """Map each dataloader to its dataset type (for log messages)."""
     return {s: _find_type(cfg.get(s, {}).get('dataset', {})) for s in _SPLITS
