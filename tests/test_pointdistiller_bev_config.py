@@ -4,8 +4,8 @@ in the recipe and one training step distils occupied BEV cells."""
 import torch
 from mmengine.config import Config
 
-from tests.test_baseline_configs import (REPO, _batch, _build,
-                                         _without_recipe, mmdet3d_scope)  # noqa
+from tests.test_baseline_configs import (REPO, _batch, _build,  # noqa: F401
+                                         _without_recipe, mmdet3d_scope)
 
 CONFIG = 'configs/demo/pointpillars_4x_pointdistiller_bev.py'
 PILLARS = 'configs/demo/pointpillars_4x_pointdistiller.py'

@@ -31,11 +31,11 @@ autograd functions stay as they are and now work on CPU.
 """
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator, List
+from typing import List
 
 import torch
 
+from ._contexts import patch_contexts
 from ._mmcv_ext import ExtPatch
 
 PATCH_NAME = 'dynamic_scatter_cpu'
@@ -189,25 +189,4 @@ def remove() -> None:
     _PATCH.remove()
 
 
-@contextlib.contextmanager
-def patched(force: bool = True) -> Iterator[bool]:
-    """Context manager: patch on entry, restore the previous state on exit."""
-    was_applied = is_applied()
-    active = apply(force=force)
-    try:
-        yield active
-    finally:
-        if not was_applied:
-            remove()
-
-
-@contextlib.contextmanager
-def unpatched() -> Iterator[None]:
-    """Context manager: lift the patch inside the block, re-apply after."""
-    was_applied = is_applied()
-    remove()
-    try:
-        yield
-    finally:
-        if was_applied:
-            apply(force=True)
+patched, unpatched = patch_contexts(apply, remove, is_applied)

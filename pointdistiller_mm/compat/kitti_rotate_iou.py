@@ -23,15 +23,15 @@ undoes it.  Kernels compile on their first call (cached on disk by numba).
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
 import types
-from typing import Iterator
 
 import numba
 import numpy as np
+
+from ._contexts import patch_contexts
 
 PATCH_NAME = 'kitti_rotate_iou_cpu'
 ROTATE_IOU_MODULE = 'mmdet3d.evaluation.functional.kitti_utils.rotate_iou'
@@ -384,28 +384,7 @@ def remove() -> None:
     _state.clear()
 
 
-@contextlib.contextmanager
-def patched(force: bool = True) -> Iterator[bool]:
-    """Context manager: patch on entry, restore the previous state on exit."""
-    was_applied = is_applied()
-    active = apply(force=force)
-    try:
-        yield active
-    finally:
-        if not was_applied:
-            remove()
-
-
-@contextlib.contextmanager
-def unpatched() -> Iterator[None]:
-    """Context manager: lift the patch inside the block, re-apply after."""
-    was_applied = is_applied()
-    remove()
-    try:
-        yield
-    finally:
-        if was_applied:
-            apply(force=True)
+patched, unpatched = patch_contexts(apply, remove, is_applied)
 
 
 def warmup() -> None:

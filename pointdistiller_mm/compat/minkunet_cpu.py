@@ -21,13 +21,14 @@ unchanged.
 """
 from __future__ import annotations
 
-import contextlib
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict, List
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ._contexts import patch_contexts
 
 PATCH_NAME = 'minkunet_cpu_voxelize'
 
@@ -143,25 +144,4 @@ def remove() -> None:
     _preprocessor_cls().voxelize = _state.pop('original')
 
 
-@contextlib.contextmanager
-def patched(force: bool = True) -> Iterator[bool]:
-    """Context manager: patch on entry, restore the previous state on exit."""
-    was_applied = is_applied()
-    active = apply(force=force)
-    try:
-        yield active
-    finally:
-        if not was_applied:
-            remove()
-
-
-@contextlib.contextmanager
-def unpatched() -> Iterator[None]:
-    """Context manager: lift the patch inside the block, re-apply after."""
-    was_applied = is_applied()
-    remove()
-    try:
-        yield
-    finally:
-        if was_applied:
-            apply(force=True)
+patched, unpatched = patch_contexts(apply, remove, is_applied)

@@ -27,13 +27,13 @@ stay CUDA-only: on CPU they raise ``NotImplementedError`` naming the op.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import sys
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 
+from ._contexts import patch_contexts
 from . import point_ops_cpu as K
 
 PATCH_NAME = 'mmcv_point_ops_cpu'
@@ -265,25 +265,4 @@ def remove() -> None:
     _state.clear()
 
 
-@contextlib.contextmanager
-def patched(force: bool = True) -> Iterator[bool]:
-    """Context manager: patch on entry, restore the previous state on exit."""
-    was_applied = is_applied()
-    active = apply(force=force)
-    try:
-        yield active
-    finally:
-        if not was_applied:
-            remove()
-
-
-@contextlib.contextmanager
-def unpatched() -> Iterator[None]:
-    """Context manager: lift the patch inside the block, re-apply after."""
-    was_applied = is_applied()
-    remove()
-    try:
-        yield
-    finally:
-        if was_applied:
-            apply(force=True)
+patched, unpatched = patch_contexts(apply, remove, is_applied)

@@ -35,12 +35,12 @@ On CUDA tensors the wrappers call mmcv's kernels.  Rule searches that take a
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-from typing import Iterator, List, Sequence
+from typing import List, Sequence
 
 import torch
 
+from ._contexts import patch_contexts
 from ._mmcv_ext import ExtPatch
 
 PATCH_NAME = 'mmcv_sparse_conv_cpu'
@@ -253,25 +253,4 @@ def remove() -> None:
     _PATCH.remove()
 
 
-@contextlib.contextmanager
-def patched(force: bool = True) -> Iterator[bool]:
-    """Context manager: patch on entry, restore the previous state on exit."""
-    was_applied = is_applied()
-    active = apply(force=force)
-    try:
-        yield active
-    finally:
-        if not was_applied:
-            remove()
-
-
-@contextlib.contextmanager
-def unpatched() -> Iterator[None]:
-    """Context manager: lift the patch inside the block, re-apply after."""
-    was_applied = is_applied()
-    remove()
-    try:
-        yield
-    finally:
-        if was_applied:
-            apply(force=True)
+patched, unpatched = patch_contexts(apply, remove, is_applied)

@@ -19,10 +19,11 @@ the original otherwise.  Modules imported later pick the wrapper up from
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import sys
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict, List
+
+from ._contexts import patch_contexts
 
 PATCH_NAME = 'spconv_cpu_stream'
 _ATTR = 'get_current_stream'
@@ -112,25 +113,4 @@ def remove() -> None:
     _state.clear()
 
 
-@contextlib.contextmanager
-def patched(force: bool = True) -> Iterator[bool]:
-    """Context manager: patch on entry, restore the previous state on exit."""
-    was_applied = is_applied()
-    active = apply(force=force)
-    try:
-        yield active
-    finally:
-        if not was_applied:
-            remove()
-
-
-@contextlib.contextmanager
-def unpatched() -> Iterator[None]:
-    """Context manager: lift the patch inside the block, re-apply after."""
-    was_applied = is_applied()
-    remove()
-    try:
-        yield
-    finally:
-        if was_applied:
-            apply(force=True)
+patched, unpatched = patch_contexts(apply, remove, is_applied)
