@@ -368,3 +368,62 @@ def test_repair_adds_the_missing_dontcare_category(tmp_path):
     val = pickle.loads((tmp_path / 'kitti_infos_val.pkl').read_bytes())
     assert val['metainfo']['categories'] == dict(cats, DontCare=-1)
     assert repair_ignored_categories(str(tmp_path)) == []  # idempotent
+
+
+# ----------------------------------------------- teacher and student stages
+def test_stage_threads_split_the_cores():
+    from pointdistiller_mm.demo.pipeline import stage_threads
+    from pointdistiller_mm.demo.settings import demo_settings
+    on = demo_settings()
+    assert on.parallel
+    assert stage_threads(on, cpus=2) == (1, 1)
+    assert stage_threads(on, cpus=3) == (2, 1)
+    assert stage_threads(on, cpus=8) == (4, 4)
+    assert stage_threads(on, cpus=1) is None
+    assert stage_threads(demo_settings(parallel=False), cpus=8) is None
+
+
+def _fake_demo(tmp_path, monkeypatch, teacher_reusable):
+    import threading
+    import time
+
+    from pointdistiller_mm.demo.pipeline import Demo
+    from pointdistiller_mm.demo.settings import demo_settings
+    calls, lock = [], threading.Lock()
+
+    def train(self, name, config, extra=None, reuse=False, threads=None):
+        start = time.monotonic()
+        time.sleep(0.5)
+        with lock:
+            calls.append((name, threads, reuse, start, time.monotonic()))
+        return name
+
+    monkeypatch.setattr(Demo, 'train', train)
+    monkeypatch.setattr(Demo, 'reusable',
+                        lambda self, name, config, extra=None:
+                        teacher_reusable)
+    monkeypatch.setattr('os.cpu_count', lambda: 2)
+    settings = demo_settings(work_dir=str(tmp_path))
+    return Demo(settings, echo=lambda line: None), settings, calls
+
+
+def test_teacher_and_student_train_side_by_side(tmp_path, monkeypatch):
+    from pointdistiller_mm.demo.pipeline import train_teacher_and_student
+    demo, settings, calls = _fake_demo(tmp_path, monkeypatch, False)
+    assert train_teacher_and_student(demo, settings) == ('teacher',
+                                                         'student')
+    runs = {c[0]: c for c in calls}
+    assert runs['teacher'][1:3] == (1, True)
+    assert runs['student'][1] == 1
+    # the two runs overlap in time
+    assert runs['teacher'][3] < runs['student'][4]
+    assert runs['student'][3] < runs['teacher'][4]
+
+
+def test_a_reused_teacher_leaves_the_student_all_cores(tmp_path,
+                                                      monkeypatch):
+    from pointdistiller_mm.demo.pipeline import train_teacher_and_student
+    demo, settings, calls = _fake_demo(tmp_path, monkeypatch, True)
+    train_teacher_and_student(demo, settings)
+    assert [(c[0], c[1]) for c in calls] == [('teacher', None),
+                                            ('student', None)]

@@ -14,7 +14,9 @@ import os
 import platform
 import shutil
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -111,6 +113,11 @@ def _check_options(config: str, options: List[str]) -> None:
     check_cfg_options(cfg, {o.split('=', 1)[0]: None for o in options})
 
 
+# mmengine's Config.fromfile is not thread-safe (its package lookups race
+# in pkg_resources): stages trained side by side load configs one at a time.
+_CONFIG_LOCK = threading.Lock()
+
+
 class Demo:
     """Runs the stages of one demo and collects what the report needs."""
 
@@ -191,29 +198,36 @@ class Demo:
     # -------------------------------------------------------------- training
     def _train_options(self, config: str,
                        extra: Optional[List[str]] = None) -> tuple:
+        """``(options, allow_new_keys, fingerprint)`` of a run."""
         from ..utils import load_config
-        cfg = load_config(config)
-        options = schedule_overrides(cfg, self.s.schedule) + list(extra or [])
-        seed_opts, allow_new = seed_options(config, self.s.seed)
-        if allow_new:
-            _check_options(config, options)
-        return options + seed_opts, allow_new
+        with _CONFIG_LOCK:
+            cfg = load_config(config)
+            options = schedule_overrides(cfg, self.s.schedule) + list(
+                extra or [])
+            seed_opts, allow_new = seed_options(config, self.s.seed)
+            if allow_new:
+                _check_options(config, options)
+            fingerprint = config_fingerprint(config,
+                                             self._abs(self.s.data_root),
+                                             options + seed_opts)
+        return options + seed_opts, allow_new, fingerprint
 
     def train(self, name: str, config: str,
               extra: Optional[List[str]] = None,
-              reuse: bool = False) -> RunInfo:
+              reuse: bool = False,
+              threads: Optional[int] = None) -> RunInfo:
         """Train ``config`` into ``WORK/name`` (or reuse a finished run with
-        the same fingerprint when ``reuse``)."""
+        the same fingerprint when ``reuse``); ``threads`` sets the run's
+        ``OMP_NUM_THREADS`` (default: this process's environment)."""
         config = self._config(config)
         work = self.work / name
-        options, allow_new = self._train_options(config, extra)
+        options, allow_new, fingerprint = self._train_options(config, extra)
         data_root = self._abs(self.s.data_root)
-        fingerprint = config_fingerprint(config, data_root, options)
         marker = work / DONE_MARKER
         if reuse and marker.is_file():
             done = json.loads(marker.read_text())
             ckpt = done.get('checkpoint', '')
-            if done.get('fingerprint') == fingerprint and Path(ckpt).is_file():
+            if self._finished(done, fingerprint):
                 self.echo(f'[{name}] reusing the finished run in {work} '
                           f'(same config, options and data; '
                           f'trained in {format_seconds(done["seconds"])}); '
@@ -233,9 +247,13 @@ class Demo:
             cmd.append('--allow-new-keys')
         cmd += ['--cfg-options', *options]
         epochs = self._epochs(config, options)
+        env = dict(self.env)
+        if threads:
+            env['OMP_NUM_THREADS'] = str(threads)
+            self.echo(f'[{name}] OMP_NUM_THREADS={threads}')
         res: StageResult = run_stage(name, cmd, str(self.work / 'logs' /
                                                     f'{name}.log'),
-                                     cwd=REPO_ROOT, env=self.env,
+                                     cwd=REPO_ROOT, env=env,
                                      max_epochs=epochs, echo=self.echo)
         self.stage_seconds[name] = res.seconds
         ckpt = last_checkpoint(str(work))
@@ -249,12 +267,30 @@ class Demo:
         return self._run_info(name, config, work, ckpt, res.seconds, False,
                               options)
 
+    @staticmethod
+    def _finished(done: Dict[str, Any], fingerprint: str) -> bool:
+        ckpt = done.get('checkpoint', '')
+        return done.get('fingerprint') == fingerprint and \
+            bool(ckpt) and Path(ckpt).is_file()
+
+    def reusable(self, name: str, config: str,
+                 extra: Optional[List[str]] = None) -> bool:
+        """Whether ``WORK/name`` holds a finished run that :meth:`train`
+        with ``reuse=True`` would reuse."""
+        config = self._config(config)
+        marker = self.work / name / DONE_MARKER
+        if not marker.is_file():
+            return False
+        _, _, fingerprint = self._train_options(config, extra)
+        return self._finished(json.loads(marker.read_text()), fingerprint)
+
     def _epochs(self, config: str, options: List[str]) -> Optional[int]:
         for opt in options:
             if opt.startswith('train_cfg.max_epochs='):
                 return int(opt.split('=', 1)[1])
         from ..utils import load_config
-        return load_config(config).train_cfg.get('max_epochs')
+        with _CONFIG_LOCK:
+            return load_config(config).train_cfg.get('max_epochs')
 
     def _run_info(self, name, config, work, ckpt, seconds, reused,
                   options) -> RunInfo:
@@ -281,6 +317,44 @@ def _machine_facts() -> Dict[str, Any]:
     return facts
 
 
+def stage_threads(settings: DemoSettings,
+                  cpus: Optional[int] = None) -> Optional[tuple]:
+    """``(teacher threads, student threads)`` when the teacher and the
+    plain student train side by side (they do not depend on each other),
+    ``None`` to train them one after the other (``settings.parallel`` off,
+    or fewer than two cores)."""
+    cpus = cpus or os.cpu_count() or 1
+    if not settings.parallel or cpus < 2:
+        return None
+    return cpus - cpus // 2, cpus // 2
+
+
+def train_teacher_and_student(demo: Demo, settings: DemoSettings) -> tuple:
+    """Stages 2 and 3: the teacher (or its finished run) and the plain
+    student, side by side on half the cores each where the machine has
+    two or more."""
+    split = stage_threads(settings)
+    teacher_done = not settings.retrain_teacher and demo.reusable(
+        'teacher', settings.teacher_config)
+    if split is None or teacher_done:
+        demo.banner('2/5 teacher (PointPillars)')
+        teacher = demo.train('teacher', settings.teacher_config,
+                             reuse=not settings.retrain_teacher)
+        demo.banner('3/5 4x student alone')
+        student = demo.train('student', settings.student_config)
+        return teacher, student
+    demo.banner(f'2-3/5 teacher (PointPillars) and 4x student alone, side '
+                f'by side ({split[0]} + {split[1]} threads)')
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        teacher_job = pool.submit(demo.train, 'teacher',
+                                  settings.teacher_config,
+                                  reuse=not settings.retrain_teacher,
+                                  threads=split[0])
+        student_job = pool.submit(demo.train, 'student',
+                                  settings.student_config, threads=split[1])
+        return teacher_job.result(), student_job.result()
+
+
 def run_demo(settings: DemoSettings,
              echo: Callable[[str], None] = print) -> Dict[str, Any]:
     """Run the whole demo; returns the results written to
@@ -297,11 +371,7 @@ def run_demo(settings: DemoSettings,
 
     demo.banner('1/5 data')
     demo.stage_data()
-    demo.banner('2/5 teacher (PointPillars)')
-    teacher = demo.train('teacher', settings.teacher_config,
-                         reuse=not settings.retrain_teacher)
-    demo.banner('3/5 4x student alone')
-    student = demo.train('student', settings.student_config)
+    teacher, student = train_teacher_and_student(demo, settings)
     demo.banner('4/5 4x student + PointDistiller')
     distill = demo.train(
         'distill', settings.distill_config,

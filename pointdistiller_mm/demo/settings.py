@@ -61,6 +61,9 @@ class DemoSettings:
     seed: int = 0
     quick: bool = False
     retrain_teacher: bool = False
+    # train the teacher and the plain student side by side, on half the
+    # cores each (they do not depend on each other)
+    parallel: bool = True
     data: DataSpec = field(default_factory=DataSpec)
     schedule: Schedule = field(default_factory=Schedule)
     teacher_config: str = TEACHER_CONFIG
