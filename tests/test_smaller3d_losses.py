@@ -73,6 +73,34 @@ def test_feature_mse_hand_computed():
         pytest.approx(0.5)
 
 
+def test_feature_mse_normalized_by_teacher_energy():
+    loss = SparseFeatureMSELoss(student_channels=1, teacher_channels=2,
+                                normalize='teacher')
+    with torch.no_grad():
+        loss.connector.linear.weight.copy_(torch.tensor([[2.0], [-1.0]]))
+        loss.connector.linear.bias.copy_(torch.tensor([0.0, 1.0]))
+    s = torch.tensor([[1.0], [3.0]])
+    t = torch.tensor([[2.0, 1.0], [5.0, -2.0]])
+    # MSE 0.5 (as above) over mean t^2 = (4 + 1 + 25 + 4) / 4 = 8.5
+    assert loss(s, t, COORDS2, COORDS2).item() == pytest.approx(0.5 / 8.5)
+    # scale-free: teacher and lifted student x10 give the same value
+    with torch.no_grad():
+        loss.connector.linear.weight.mul_(10)
+        loss.connector.linear.bias.mul_(10)
+    assert loss(s, 10 * t, COORDS2, COORDS2).item() == pytest.approx(
+        0.5 / 8.5)
+    # W(s) = 0 misses all of the teacher's energy: 1
+    with torch.no_grad():
+        loss.connector.linear.weight.zero_()
+        loss.connector.linear.bias.zero_()
+    assert loss(s, t, COORDS2, COORDS2).item() == pytest.approx(1.0)
+    # an all-zero teacher is floored by eps instead of dividing by 0
+    zero = loss(s, torch.zeros_like(t), COORDS2, COORDS2)
+    assert torch.isfinite(zero) and zero.item() == 0.0
+    with pytest.raises(ValueError, match='normalize'):
+        SparseFeatureMSELoss(1, 2, normalize='student')
+
+
 def test_linear_connector_equals_1x1_sparse_conv():
     """A kernel-size-1 sparse conv maps each voxel's features on its own:
     the same affine map at every site, which a LinearConnector holds."""

@@ -135,6 +135,14 @@ class SparseFeatureMSELoss(nn.Module):
 
         L = loss_weight * mean_{v, c} (t_vc - W(s_v)_c)^2
 
+    With ``normalize='teacher'`` the value is divided by the teacher map's
+    mean square on the batch, ``mean_{v, c} t_vc^2``: the fraction of the
+    teacher map's energy the lifted student misses (1 for ``W(s) = 0``),
+    free of the teacher's feature scale. A teacher whose maps are large, or
+    spike on a batch (eval-mode BatchNorm on inputs unlike its training
+    data), then gives a term of order 1 instead of one that swamps the task
+    loss.
+
     ``W`` is a trainable 1x1 sparse convolution with bias from the student's
     to the teacher's channels. A kernel-size-1 sparse convolution maps every
     active voxel's feature vector on its own, so it is a per-voxel linear
@@ -146,11 +154,27 @@ class SparseFeatureMSELoss(nn.Module):
         student_channels: Student width C_s.
         teacher_channels: Teacher width C_t.
         loss_weight: Scale.
+        normalize: ``None`` (the paper's plain MSE) or ``'teacher'``
+            (divide by the teacher map's mean square).
+        eps: Floor of the normalizer.
     """
 
-    def __init__(self, student_channels: int, teacher_channels: int,
-                 loss_weight: float = 1.0) -> None:
+    NORMALIZE = (None, 'teacher')
+
+    def __init__(self,
+                 student_channels: int,
+                 teacher_channels: int,
+                 loss_weight: float = 1.0,
+                 normalize: Optional[str] = None,
+                 eps: float = 1e-6) -> None:
         super().__init__()
+        if normalize not in self.NORMALIZE:
+            raise ValueError(f'normalize must be one of {self.NORMALIZE}, '
+                             f'got {normalize!r}')
+        if not eps > 0:
+            raise ValueError(f'eps must be > 0, got {eps}')
+        self.normalize = normalize
+        self.eps = float(eps)
         self.student_channels = int(student_channels)
         self.teacher_channels = int(teacher_channels)
         self.connector = LinearConnector(student_channels, teacher_channels,
@@ -175,4 +199,8 @@ class SparseFeatureMSELoss(nn.Module):
                             teacher_coords)
         if s.shape[0] == 0:
             return self.connector(s).sum() * 0.0
-        return self.loss_weight * F.mse_loss(self.connector(s), t.detach())
+        t = t.detach()
+        loss = F.mse_loss(self.connector(s), t)
+        if self.normalize == 'teacher':
+            loss = loss / t.pow(2).mean().clamp_min(self.eps)
+        return self.loss_weight * loss

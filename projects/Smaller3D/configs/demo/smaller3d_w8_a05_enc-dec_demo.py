@@ -1,9 +1,11 @@
 # The demo quarter student (W8) with the full Smaller3D recipe: logit KD at
-# alpha 0.5, encoder (64 -> 256) and decoder (24 -> 96) feature losses.
+# alpha 0.5, encoder (64 -> 256) and decoder (24 -> 96) feature losses,
+# normalized by the teacher map's mean square (see
+# smaller3d_w16_a05_dec_demo.py).
 _base_ = ['./minkunet34_w8_student_demo.py']
 
-teacher_config = 'projects/Smaller3D/configs/demo/minkunet34_w32_teacher_demo.py'  # noqa: E501
-teacher_checkpoint = 'work_dirs/demo/minkunet_w32_teacher'
+teacher_config = 'projects/Smaller3D/configs/demo/minkunet34_w32_teacher_20e_demo.py'  # noqa: E501
+teacher_checkpoint = 'work_dirs/demo/minkunet_w32_teacher_20e'
 
 model = dict(
     _delete_=True,
@@ -38,6 +40,7 @@ model = dict(
                 type='SparseFeatureMSELoss',
                 student_channels=64,
                 teacher_channels=256,
+                normalize='teacher',
                 loss_weight=1.0)),
         decoder=dict(
             student='decoder',
@@ -47,4 +50,5 @@ model = dict(
                 type='SparseFeatureMSELoss',
                 student_channels=24,
                 teacher_channels=96,
+                normalize='teacher',
                 loss_weight=1.0))))
