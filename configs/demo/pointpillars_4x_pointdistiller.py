@@ -36,6 +36,10 @@ model = dict(
                 # at the cap): tools/analysis/reweight_stats.py
                 tau=10.0,
                 norm='mse',
+                # True: the teacher-side graph adapter stays at its random
+                # initialisation (the two adapters cannot drift into
+                # agreeing with each other)
+                freeze_teacher_adapter=False,
                 loss_weight=1.0))))
 
 custom_hooks = [dict(type='DistillLossWeightHook', mode='constant')]
