@@ -374,8 +374,8 @@ def test_repair_adds_the_missing_dontcare_category(tmp_path):
 def test_stage_threads_split_the_cores():
     from pointdistiller_mm.demo.pipeline import stage_threads
     from pointdistiller_mm.demo.settings import demo_settings
-    on = demo_settings()
-    assert on.parallel
+    assert not demo_settings().parallel
+    on = demo_settings(parallel=True)
     assert stage_threads(on, cpus=2) == (1, 1)
     assert stage_threads(on, cpus=3) == (2, 1)
     assert stage_threads(on, cpus=8) == (4, 4)
@@ -403,7 +403,7 @@ def _fake_demo(tmp_path, monkeypatch, teacher_reusable):
                         lambda self, name, config, extra=None:
                         teacher_reusable)
     monkeypatch.setattr('os.cpu_count', lambda: 2)
-    settings = demo_settings(work_dir=str(tmp_path))
+    settings = demo_settings(work_dir=str(tmp_path), parallel=True)
     return Demo(settings, echo=lambda line: None), settings, calls
 
 
