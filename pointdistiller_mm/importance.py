@@ -12,7 +12,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    'TopN', 'voxel_point_count_scores', 'bev_point_count_scores',
+    'TopN', 'voxel_point_count_scores', 'bev_cell_index',
+    'bev_point_count_scores',
     'channel_max_scores', 'topn_per_sample', 'gather_rows', 'reweight'
 ]
 
@@ -72,6 +73,26 @@ def _cell_index(coord: Tensor, grid: int, cells: int,
     return idx.clamp_(0, cells - 1)
 
 
+def bev_cell_index(coors_yx: Tensor, grid_shape: IntPair,
+                   map_shape: IntPair,
+                   stride: Optional[IntPair] = None) -> Tuple[Tensor, Tensor]:
+    """``(y, x)`` cell of a BEV map for voxel grid coordinates ``(y, x)``,
+    with the stride rule of :func:`bev_point_count_scores`.
+
+    Args:
+        coors_yx (Tensor): (M, 2) int voxel coordinates ``(y, x)``.
+        grid_shape (int | tuple): voxel grid size ``(H, W)``.
+        map_shape (int | tuple): BEV map size ``(h, w)``.
+        stride (int | tuple, optional): explicit stride ``(sy, sx)``.
+    """
+    H, W = _pair(grid_shape)
+    h, w = _pair(map_shape)
+    sy, sx = _pair(stride) if stride is not None else (None, None)
+    coors_yx = coors_yx.long()
+    return (_cell_index(coors_yx[:, 0], H, h, sy),
+            _cell_index(coors_yx[:, 1], W, w, sx))
+
+
 def bev_point_count_scores(coors: Tensor,
                            num_points: Tensor,
                            batch_size: int,
@@ -102,13 +123,10 @@ def bev_point_count_scores(coors: Tensor,
     Returns:
         Tensor: (B, h * w) float scores, row-major over ``(y, x)``.
     """
-    H, W = _pair(grid_shape)
     h, w = _pair(map_shape)
-    sy, sx = _pair(stride) if stride is not None else (None, None)
     coors = coors.long()
     b = coors[:, 0]
-    y = _cell_index(coors[:, -2], H, h, sy)
-    x = _cell_index(coors[:, -1], W, w, sx)
+    y, x = bev_cell_index(coors[:, -2:], grid_shape, map_shape, stride)
     flat = (b * h + y) * w + x
     out = torch.zeros(
         batch_size * h * w, dtype=torch.float32, device=coors.device)

@@ -9,9 +9,12 @@ import pytest
 from mmengine.config import Config
 
 from pointdistiller_mm.demo import stages as stages_mod
-from pointdistiller_mm.demo.importance_view import (box_corners_bev,
+from pointdistiller_mm.demo.importance_view import (bev_cell_importance,
+                                                    box_corners_bev,
                                                     loss_sampling_settings,
                                                     pillar_importance,
+                                                    pointdistiller_term,
+                                                    recorded_map_shape,
                                                     render_importance_bev)
 from pointdistiller_mm.demo.logs import (kitti_key, kitti_summary,
                                          last_checkpoint, parse_train_line,
@@ -20,8 +23,8 @@ from pointdistiller_mm.demo.pipeline import (config_fingerprint,
                                              dataset_ready, seed_options)
 from pointdistiller_mm.demo.plots import (map_series, plot_loss_curves,
                                           plot_map_curves)
-from pointdistiller_mm.demo.settings import (FULL, QUICK, Schedule,
-                                             schedule_overrides)
+from pointdistiller_mm.demo.settings import (DISTILL_CONFIG, FULL, QUICK,
+                                             Schedule, schedule_overrides)
 from pointdistiller_mm.demo.stages import (StageError, format_seconds,
                                            progress_line, run_stage)
 from pointdistiller_mm.demo.table import (ModelRow, distill_gain,
@@ -29,6 +32,7 @@ from pointdistiller_mm.demo.table import (ModelRow, distill_gain,
 
 TEACHER = 'configs/demo/pointpillars_teacher.py'
 DISTILL = 'configs/demo/pointpillars_4x_pointdistiller.py'
+DEMO_DISTILL = DISTILL_CONFIG
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 
 TRAIN_LINE = (
@@ -182,7 +186,7 @@ def test_schedule_overrides_skip_unchanged_and_scale_the_lr_cycle():
 
 def test_demo_overrides_name_existing_keys():
     from pointdistiller_mm.utils import check_cfg_options
-    for config in (TEACHER, DISTILL):
+    for config in (TEACHER, DISTILL, DEMO_DISTILL):
         cfg = Config.fromfile(config)
         for sched in (FULL, QUICK):
             opts = schedule_overrides(cfg, sched)
@@ -318,7 +322,8 @@ def test_importance_picture_renders(tmp_path):
                                   gt_boxes=boxes, gt_labels=['Car'],
                                   title='tiny')
     assert out.read_bytes()[:8] == PNG_MAGIC
-    assert stats['num_pillars'] == 3 and stats['num_sampled'] == 2
+    assert stats['num_cells'] == 3 and stats['num_sampled'] == 2
+    assert stats['unit'] == 'pillar'
     # phi over the sampled counts (4, 3): e^4 / (e^4 + e^3) = 0.73
     assert (stats['phi50'], stats['phi90']) == (1, 2)
     assert stats['single_point_share'] == pytest.approx(1 / 3)
@@ -334,10 +339,53 @@ def test_box_corners_bev():
                                atol=1e-9)
 
 
+def test_bev_cell_importance_sums_pillars_at_the_map_stride():
+    # 4 x 4 pillar grid, 2 x 2 map (stride 2): pillar (y 2, x 0) -> cell
+    # (1, 0), (0, 2) -> (0, 1), (3, 3) -> (1, 1)
+    imp = bev_cell_importance(_tiny_scan(), VOXEL_LAYER, (2, 2))
+    counts = {(int(y), int(x)): int(n)
+              for (_, y, x), n in zip(imp.coors, imp.num_points)}
+    assert counts == {(1, 0): 3, (0, 1): 1, (1, 1): 4}
+    assert imp.point_score.tolist() == [3, 3, 3, 1, 4, 4, 4, 4, 4, 0]
+    assert imp.point_cell[0].tolist() == [1, 0]
+    assert imp.point_cell[3].tolist() == [0, 1]
+    assert imp.point_cell[-1].tolist() == [-1, -1]
+    assert imp.voxel_size[:2] == (2.0, 2.0) and imp.unit == 'BEV cell'
+    # two pillars in one cell add up: move the single point next to the
+    # 3-point pillar (pillar (y 3, x 1), same cell (1, 0))
+    scan = _tiny_scan()
+    scan[3, :2] = [1.5, 1.5]
+    imp = bev_cell_importance(scan, VOXEL_LAYER, (2, 2))
+    counts = {(int(y), int(x)): int(n)
+              for (_, y, x), n in zip(imp.coors, imp.num_points)}
+    assert counts == {(1, 0): 4, (1, 1): 4}
+    assert imp.point_score[:4].tolist() == [4, 4, 4, 4]
+
+
+def test_demo_recipe_picture_uses_its_bev_map():
+    cfg = Config.fromfile(DEMO_DISTILL)
+    name, term = pointdistiller_term(cfg.model)
+    assert term['rows']['type'] == 'BEVRows'
+    recorder = cfg.model.student_recorders[term['student']]
+    scan = _tiny_scan() * np.array([8, 8, 1, 1], dtype=np.float32)
+    # backbone stage 1 of the 128 x 128 pillar grid: stride 2
+    assert recorded_map_shape(cfg.model, recorder, scan) == (64, 64)
+
+
+def test_recorded_map_shape_of_an_mvx_detector():
+    # nuScenes PointPillars (MVXFasterRCNN): FPN level 0 of a 128 x 128 grid
+    cfg = Config.fromfile('configs/demo/pointpillars_nus_2x_pointdistiller.py')
+    recorder = cfg.model.student_recorders.fpn0
+    scan = _tiny_scan() * np.array([8, 8, 1, 1], dtype=np.float32)
+    assert recorded_map_shape(cfg.model, recorder, scan) == (64, 64)
+
+
 def test_loss_sampling_settings_of_the_demo_recipe():
     cfg = Config.fromfile(DISTILL)
     loss = cfg.model.distill_terms.pillars.loss
     assert loss_sampling_settings(cfg.model) == (loss.num_samples, loss.tau)
+    bev = Config.fromfile(DEMO_DISTILL).model
+    assert loss_sampling_settings(bev) == (512, 40.0)
     assert loss_sampling_settings(Config.fromfile(TEACHER).model) == (None,
                                                                       None)
 
@@ -374,16 +422,17 @@ def test_repair_adds_the_missing_dontcare_category(tmp_path):
 def test_stage_threads_split_the_cores():
     from pointdistiller_mm.demo.pipeline import stage_threads
     from pointdistiller_mm.demo.settings import demo_settings
-    assert not demo_settings().parallel
-    on = demo_settings(parallel=True)
+    on = demo_settings()
+    assert on.parallel
     assert stage_threads(on, cpus=2) == (1, 1)
+    # the distillation run (the slower one) gets the larger half
     assert stage_threads(on, cpus=3) == (2, 1)
     assert stage_threads(on, cpus=8) == (4, 4)
     assert stage_threads(on, cpus=1) is None
     assert stage_threads(demo_settings(parallel=False), cpus=8) is None
 
 
-def _fake_demo(tmp_path, monkeypatch, teacher_reusable):
+def _fake_demo(tmp_path, monkeypatch, parallel=True):
     import threading
     import time
 
@@ -395,35 +444,38 @@ def _fake_demo(tmp_path, monkeypatch, teacher_reusable):
         start = time.monotonic()
         time.sleep(0.5)
         with lock:
-            calls.append((name, threads, reuse, start, time.monotonic()))
+            calls.append((name, threads, extra, start, time.monotonic()))
         return name
 
     monkeypatch.setattr(Demo, 'train', train)
-    monkeypatch.setattr(Demo, 'reusable',
-                        lambda self, name, config, extra=None:
-                        teacher_reusable)
     monkeypatch.setattr('os.cpu_count', lambda: 2)
-    settings = demo_settings(work_dir=str(tmp_path), parallel=True)
+    settings = demo_settings(work_dir=str(tmp_path), parallel=parallel)
     return Demo(settings, echo=lambda line: None), settings, calls
 
 
-def test_teacher_and_student_train_side_by_side(tmp_path, monkeypatch):
-    from pointdistiller_mm.demo.pipeline import train_teacher_and_student
-    demo, settings, calls = _fake_demo(tmp_path, monkeypatch, False)
-    assert train_teacher_and_student(demo, settings) == ('teacher',
-                                                         'student')
+class _Teacher:
+    checkpoint = 'work_dirs/t/epoch_8.pth'
+
+
+def test_the_two_students_train_side_by_side(tmp_path, monkeypatch):
+    from pointdistiller_mm.demo.pipeline import train_students
+    demo, settings, calls = _fake_demo(tmp_path, monkeypatch)
+    assert train_students(demo, settings, _Teacher()) == ('student',
+                                                          'distill')
     runs = {c[0]: c for c in calls}
-    assert runs['teacher'][1:3] == (1, True)
-    assert runs['student'][1] == 1
+    assert runs['distill'][1] == 1 and runs['student'][1] == 1
+    assert runs['distill'][2] == [
+        f'model.teacher.checkpoint={demo._arg(_Teacher.checkpoint)}']
     # the two runs overlap in time
-    assert runs['teacher'][3] < runs['student'][4]
-    assert runs['student'][3] < runs['teacher'][4]
+    assert runs['distill'][3] < runs['student'][4]
+    assert runs['student'][3] < runs['distill'][4]
 
 
-def test_a_reused_teacher_leaves_the_student_all_cores(tmp_path,
-                                                      monkeypatch):
-    from pointdistiller_mm.demo.pipeline import train_teacher_and_student
-    demo, settings, calls = _fake_demo(tmp_path, monkeypatch, True)
-    train_teacher_and_student(demo, settings)
-    assert [(c[0], c[1]) for c in calls] == [('teacher', None),
-                                            ('student', None)]
+def test_sequential_students_use_all_cores(tmp_path, monkeypatch):
+    from pointdistiller_mm.demo.pipeline import train_students
+    demo, settings, calls = _fake_demo(tmp_path, monkeypatch,
+                                       parallel=False)
+    train_students(demo, settings, _Teacher())
+    assert [(c[0], c[1]) for c in calls] == [('student', None),
+                                             ('distill', None)]
+    assert calls[0][4] <= calls[1][3]

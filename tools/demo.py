@@ -7,11 +7,11 @@ the same schedule and seed, and writes a comparison table
 ``map_curves.png``, ``importance_bev.png``) into the work directory.
 
     python tools/demo.py [--quick] [--work-dir DIR] [--data-root DIR]
-        [--seed S] [--retrain-teacher] [--parallel]
+        [--seed S] [--retrain-teacher] [--sequential]
 
-The teacher and the plain student do not depend on each other:
-``--parallel`` trains them side by side on half the cores each (on a 2-core
-CPU this is slower than one after the other on both cores). ``--quick``
+The teacher trains on all cores; then the plain and the distilled student,
+which need only the teacher, train side by side on half the cores each
+(``--sequential``: one after the other on all cores). ``--quick``
 runs the same stages on a tiny data set for a couple of epochs (a few
 minutes). See README.md for the measured times.
 """
@@ -46,10 +46,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--retrain-teacher', action='store_true',
                         help='train the teacher even if a finished run of '
                         'the same config exists')
-    parser.add_argument('--parallel', action='store_true',
-                        help='train the teacher and the plain student side '
-                        'by side on half the cores each (default: one after '
-                        'the other on all cores)')
+    parser.add_argument('--sequential', action='store_true',
+                        help='train the two students one after the other on '
+                        'all cores (default: side by side on half the cores '
+                        'each)')
     return parser.parse_args(argv)
 
 
@@ -58,7 +58,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     settings = demo_settings(quick=args.quick, work_dir=args.work_dir,
                              data_root=args.data_root, seed=args.seed,
                              retrain_teacher=args.retrain_teacher,
-                             parallel=True if args.parallel else None)
+                             parallel=False if args.sequential else None)
     try:
         return run_demo(settings)
     except StageError as err:

@@ -32,6 +32,10 @@ model = dict(
                 aggregation='max',
                 reweight=True,
                 local_distill=True,
+                # the top 256 cells of a scan hold close to the cap of
+                # 4 pillars x 32 points (4 sweeps merged): tau 1 already
+                # gives phi_max ~1.7 and 0.6 N effective rows (16 training
+                # scans; tau 10: 1.5 / 0.74, tau 40: 1.2 / 0.94)
                 tau=1.0,
                 norm='mse',
                 loss_weight=1.0))))

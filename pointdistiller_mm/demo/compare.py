@@ -48,7 +48,8 @@ class KDMethod:
 
 
 #: Table 3's rows in the paper's order; Hinton KD (not in the paper's
-#: table) before PointDistiller.
+#: table) before PointDistiller, which is run on the pillar features (the
+#: paper's placement for PointPillars) and on the backbone's first BEV map.
 METHODS = (
     KDMethod('nokd', 'Student w/o KD',
              'configs/demo/pointpillars_4x_student.py'),
@@ -67,8 +68,10 @@ METHODS = (
              'configs/demo/fkd_pointpillars_4x.py'),
     KDMethod('kd', '+ KD (Hinton et al.)',
              'configs/demo/kd_pointpillars_4x.py'),
-    KDMethod('pointdistiller', '+ PointDistiller',
+    KDMethod('pointdistiller', '+ PointDistiller (pillar features)',
              'configs/demo/pointpillars_4x_pointdistiller.py'),
+    KDMethod('pointdistiller_bev', '+ PointDistiller (BEV stage 1)',
+             'configs/demo/pointpillars_4x_pointdistiller_bev.py'),
 )
 METHOD_KEYS = tuple(m.key for m in METHODS)
 

@@ -110,7 +110,8 @@ def versus_table(rows: Sequence[MethodRow],
     me = next((r for r in rows if r.key == ours), None)
     if me is None or me.mean.get('mAP_3D') is None:
         return ''
-    lines = ['| PointDistiller vs | Δ mAP 3D | Δ mAP BEV | larger std 3D |',
+    lines = [f'| {me.label.lstrip("+ ")} vs | Δ mAP 3D | Δ mAP BEV | '
+             'larger std 3D |',
              '|:---|---:|---:|---:|']
     for row in rows:
         if row is me or row.mean.get('mAP_3D') is None:
@@ -201,9 +202,13 @@ def _markdown(settings, rows, runs, teacher, teacher_ckpt, facts,
         'loading included).', '',
         f'Command: `{settings.command}`' if settings.command else '',
         f'Seeds: {seeds}', '', markdown_table(rows), '']
-    vs = versus_table(rows)
-    if vs:
-        lines += ['## PointDistiller against each method', '', vs, '']
+    for row in rows:
+        if not row.key.startswith('pointdistiller'):
+            continue
+        vs = versus_table(rows, ours=row.key)
+        if vs:
+            lines += [f'## {row.label.lstrip("+ ")} against each method', '',
+                      vs, '']
     if teacher is not None and teacher.summary:
         s = teacher.summary
         lines += [f'Teacher (seed {teacher.seed}): mAP 3D '

@@ -1,39 +1,49 @@
 """Bird's-eye view of PointDistiller's importance scores (paper, Figure 6).
 
-Points of one scan are coloured by the importance score of their pillar:
-the number of points the model's own hard voxelization puts into it (capped
-at ``max_num_points``, as the model sees it). The top-N pillars the loss
-samples are outlined, ground-truth boxes are drawn, and the title says how
-concentrated the reweighting ``phi = softmax(count / tau)`` is.
+Points of one scan are coloured by the importance score of the row the loss
+sees them in: their pillar (``VoxelRows``: the number of points the model's
+own hard voxelization puts into it, capped at ``max_num_points``) or the cell
+of a BEV map (``BEVRows`` with point-count scores: the pillar counts summed
+over the cell, at the map's stride, as the loss computes them). The top-N
+rows the loss samples are outlined, ground-truth boxes are drawn, and the
+title says how concentrated the reweighting ``phi = softmax(score / tau)``
+is.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from ..importance import reweight, topn_per_sample
+from ..importance import (bev_cell_index, bev_point_count_scores, reweight,
+                          topn_per_sample)
 
-__all__ = ['PillarImportance', 'pillar_importance', 'render_importance_bev',
-           'box_corners_bev', 'importance_figure_from_config',
-           'loss_sampling_settings']
+__all__ = ['CellImportance', 'PillarImportance', 'pillar_importance',
+           'bev_cell_importance', 'render_importance_bev', 'box_corners_bev',
+           'importance_figure_from_config', 'loss_sampling_settings',
+           'pointdistiller_term', 'recorded_map_shape']
 
 
 @dataclass
-class PillarImportance:
-    """Pillars of one scan and the per-point view of their scores.
+class CellImportance:
+    """Occupied rows of one scan (pillars, or cells of a BEV map) and the
+    per-point view of their scores.
 
     Attributes:
-        coors: (M, 3) int pillar coordinates ``(z, y, x)``.
-        num_points: (M,) points per pillar (the importance score).
-        point_score: (P,) score of each input point's pillar (0 for points
+        coors: (M, 3) int row coordinates ``(z, y, x)`` in cells of size
+            ``voxel_size``.
+        num_points: (M,) points per row (the importance score).
+        point_score: (P,) score of each input point's row (0 for points
             outside the range or in a pillar dropped by ``max_voxels``).
-        point_cell: (P, 2) ``(y, x)`` pillar cell of each point, -1 for
-            points outside the range.
-        voxel_size: ``(vx, vy, vz)``.
+        point_cell: (P, 2) ``(y, x)`` row cell of each point, -1 for points
+            outside the range.
+        voxel_size: Cell size ``(vx, vy, vz)`` (the pillar size times the
+            map's stride).
         point_cloud_range: ``(x0, y0, z0, x1, y1, z1)``.
+        unit: What a row is, for the picture's labels.
     """
     coors: np.ndarray
     num_points: np.ndarray
@@ -41,10 +51,15 @@ class PillarImportance:
     point_cell: np.ndarray
     voxel_size: Tuple[float, float, float]
     point_cloud_range: Tuple[float, ...]
+    unit: str = 'pillar'
+
+
+#: the pillar view (one row per pillar) is a :class:`CellImportance`
+PillarImportance = CellImportance
 
 
 def pillar_importance(points: np.ndarray, voxel_layer: Mapping[str, Any],
-                      training: bool = True) -> PillarImportance:
+                      training: bool = True) -> CellImportance:
     """Voxelize a scan with mmcv's hard ``Voxelization`` (the op of the
     model's data preprocessor) and score every point by its pillar.
 
@@ -78,7 +93,50 @@ def pillar_importance(points: np.ndarray, voxel_layer: Mapping[str, Any],
     score[inside] = grid[iy[inside], ix[inside]]
     cell = np.full((len(points), 2), -1, dtype=np.int64)
     cell[inside, 0], cell[inside, 1] = iy[inside], ix[inside]
-    return PillarImportance(coors, num_points, score, cell, vs, pcr)
+    return CellImportance(coors, num_points, score, cell, vs, pcr)
+
+
+def bev_cell_importance(points: np.ndarray, voxel_layer: Mapping[str, Any],
+                        map_shape: Tuple[int, int],
+                        training: bool = True) -> CellImportance:
+    """Score every point by the BEV-map cell its pillar falls into: the
+    pillars' point counts summed per cell with
+    :func:`~pointdistiller_mm.importance.bev_point_count_scores` (what
+    ``BEVRows(score='point_count')`` gives the loss).
+
+    Args:
+        points: (P, C >= 3) LiDAR points.
+        voxel_layer: The config's ``data_preprocessor.voxel_layer``.
+        map_shape: ``(h, w)`` of the distilled BEV map.
+        training: Use the training ``max_voxels``.
+    """
+    pillars = pillar_importance(points, voxel_layer, training)
+    vs, pcr = pillars.voxel_size, pillars.point_cloud_range
+    grid = (int(round((pcr[4] - pcr[1]) / vs[1])),
+            int(round((pcr[3] - pcr[0]) / vs[0])))
+    h, w = int(map_shape[0]), int(map_shape[1])
+    coors = torch.as_tensor(pillars.coors)
+    with_batch = torch.cat([torch.zeros_like(coors[:, :1]), coors], dim=1)
+    scores = bev_point_count_scores(
+        with_batch, torch.as_tensor(pillars.num_points), 1, grid,
+        (h, w)).reshape(h, w).round().long().numpy()
+    ys, xs = np.nonzero(scores)
+    cells = np.stack([np.zeros_like(ys), ys, xs], axis=1).astype(np.int64)
+    point_cell = np.full_like(pillars.point_cell, -1)
+    inside = pillars.point_cell[:, 0] >= 0
+    if inside.any():
+        cy, cx = bev_cell_index(
+            torch.as_tensor(pillars.point_cell[inside]), grid, (h, w))
+        point_cell[inside, 0], point_cell[inside, 1] = cy.numpy(), cx.numpy()
+    point_score = np.zeros(len(points), dtype=np.int64)
+    # points of pillars dropped by max_voxels keep score 0, as in the
+    # pillar view
+    kept = inside & (pillars.point_score > 0)
+    point_score[kept] = scores[point_cell[kept, 0], point_cell[kept, 1]]
+    cell_size = (vs[0] * grid[1] / w, vs[1] * grid[0] / h, vs[2])
+    return CellImportance(cells, scores[ys, xs].astype(np.int64),
+                          point_score, point_cell, cell_size, pcr,
+                          unit='BEV cell')
 
 
 def box_corners_bev(boxes: np.ndarray) -> np.ndarray:
@@ -97,8 +155,8 @@ def box_corners_bev(boxes: np.ndarray) -> np.ndarray:
 
 def _phi_share(num_points: np.ndarray, top: np.ndarray,
                tau: Optional[float]) -> Tuple[int, int]:
-    """Pillars holding 50 % and 90 % of the reweighting mass of the
-    sampled pillars."""
+    """Rows holding 50 % and 90 % of the reweighting mass of the
+    sampled rows."""
     if tau is None or len(top) == 0:
         return len(top) // 2, int(np.ceil(0.9 * len(top)))
     phi = reweight(torch.as_tensor(num_points[top], dtype=torch.float32),
@@ -109,7 +167,7 @@ def _phi_share(num_points: np.ndarray, top: np.ndarray,
 
 
 def render_importance_bev(points: np.ndarray,
-                          imp: PillarImportance,
+                          imp: CellImportance,
                           out_file: str,
                           top_n: Optional[int] = 6000,
                           tau: Optional[float] = 1.0,
@@ -121,9 +179,10 @@ def render_importance_bev(points: np.ndarray,
 
     Args:
         points: (P, >= 3) scan.
-        imp: :func:`pillar_importance` of the scan.
+        imp: :func:`pillar_importance` or :func:`bev_cell_importance` of
+            the scan.
         out_file: PNG path.
-        top_n: Pillars the loss samples per scan (the loss's
+        top_n: Rows the loss samples per scan (the loss's
             ``num_samples``); None: all.
         tau: Reweighting temperature (None: no reweighting).
         gt_boxes: (K, 7) LiDAR boxes to draw.
@@ -131,8 +190,9 @@ def render_importance_bev(points: np.ndarray,
         title: First title line.
 
     Returns:
-        dict: ``num_pillars``, ``num_sampled``, ``phi50``, ``phi90`` (pillars
-        holding 50 / 90 % of phi), ``single_point_share``.
+        dict: ``unit``, ``num_cells`` (occupied rows), ``num_sampled``,
+        ``phi50``, ``phi90`` (rows holding 50 / 90 % of phi),
+        ``single_point_share`` (rows holding one point).
     """
     import matplotlib
     matplotlib.use('Agg')
@@ -172,9 +232,10 @@ def render_importance_bev(points: np.ndarray,
                      norm=LogNorm(vmin=1, vmax=vmax), linewidths=0,
                      rasterized=True)
     cbar = fig.colorbar(art, ax=ax, fraction=0.046, pad=0.02)
-    cbar.set_label('importance score: points in the pillar '
+    unit = imp.unit
+    cbar.set_label(f'importance score: points in the {unit} '
                    '(grey: not sampled)')
-    # outline the sampled pillars that carry 90 % of the loss weight phi
+    # outline the sampled rows that carry 90 % of the loss weight phi
     if len(top_idx):
         heavy = top_idx[np.argsort(-imp.num_points[top_idx],
                                    kind='stable')][:phi90]
@@ -196,39 +257,104 @@ def render_importance_bev(points: np.ndarray,
     ax.set_xlabel('x (m, forward)')
     ax.set_ylabel('y (m, left)')
     sampled = len(top_idx)
-    note = (f'top-N = {top_n}: all {m} pillars sampled' if top_n is None
-            or top_n >= m else f'top-{top_n} of {m} pillars sampled')
-    phi_note = (f'phi=softmax(count/{tau:g}): {phi50} pillars hold 50 %, '
+    note = (f'top-N = {top_n}: all {m} occupied {unit}s sampled'
+            if top_n is None or top_n >= m
+            else f'top-{top_n} of {m} occupied {unit}s sampled')
+    phi_note = (f'phi=softmax(count/{tau:g}): {phi50} {unit}s hold 50 %, '
                 f'{phi90} hold 90 % of the weight (red)' if tau is not None
-                else 'no reweighting; sampled pillars in red')
+                else f'no reweighting; sampled {unit}s in red')
     ax.set_title('\n'.join(t for t in (title, note, phi_note) if t),
                  fontsize=9)
     fig.tight_layout()
     fig.savefig(out_file, dpi=dpi)
     plt.close(fig)
     single = float((imp.num_points == 1).mean()) if m else 0.0
-    return dict(num_pillars=m, num_sampled=sampled, phi50=phi50,
+    return dict(unit=unit, num_cells=m, num_sampled=sampled, phi50=phi50,
                 phi90=phi90, single_point_share=single)
+
+
+def pointdistiller_term(
+        model_cfg: Mapping) -> Optional[Tuple[str, Mapping]]:
+    """``(name, term)`` of the first ``PointDistillerLoss`` term of a
+    ``Distiller3D`` model config; None without one."""
+    for name, term in (model_cfg.get('distill_terms') or {}).items():
+        if term.get('loss', {}).get('type') == 'PointDistillerLoss':
+            return name, term
+    return None
 
 
 def loss_sampling_settings(model_cfg: Mapping) -> Tuple[Optional[int],
                                                         Optional[float]]:
     """``(num_samples, tau)`` of the first ``PointDistillerLoss`` term of a
     ``Distiller3D`` model config; ``(None, None)`` without one."""
-    for term in (model_cfg.get('distill_terms') or {}).values():
-        loss = term.get('loss', {})
-        if loss.get('type') == 'PointDistillerLoss':
-            tau = loss.get('tau', 1.0) if loss.get('reweight', True) \
-                else None
-            return loss.get('num_samples', 6000), tau
-    return None, None
+    found = pointdistiller_term(model_cfg)
+    if found is None:
+        return None, None
+    loss = found[1]['loss']
+    tau = loss.get('tau', 1.0) if loss.get('reweight', True) else None
+    return loss.get('num_samples', 6000), tau
+
+
+def recorded_map_shape(model_cfg: Mapping, recorder_cfg: Mapping,
+                       points: np.ndarray) -> Tuple[int, int]:
+    """``(h, w)`` of the map a student recorder records, from one forward
+    of the (untrained) student on ``points``."""
+    from mmdet3d.registry import MODELS
+    from mmdet3d.structures import Det3DDataSample
+
+    from ..recorders import build_recorder
+    student = MODELS.build(dict(model_cfg.get('student', model_cfg)))
+    student.eval()
+    recorder = build_recorder(dict(recorder_cfg)).register(student)
+    try:
+        pts = torch.as_tensor(np.ascontiguousarray(points),
+                              dtype=torch.float32)
+        data = student.data_preprocessor(
+            dict(inputs=dict(points=[pts]), data_samples=[Det3DDataSample()]),
+            False)
+        args = [data['inputs']]
+        if 'batch_input_metas' in inspect.signature(
+                student.extract_feat).parameters:  # MVX detectors
+            args.append([s.metainfo for s in data['data_samples']])
+        with recorder, torch.no_grad():
+            student.extract_feat(*args)
+        out = recorder.data
+    finally:
+        recorder.remove()
+    if not torch.is_tensor(out) or out.dim() != 4:
+        raise ValueError(f'recorder {dict(recorder_cfg)} records '
+                         f'{type(out).__name__}, not a (B, C, H, W) BEV map')
+    return int(out.shape[-2]), int(out.shape[-1])
+
+
+def _importance_of_term(points: np.ndarray, model_cfg: Mapping,
+                        voxel_layer: Mapping) -> CellImportance:
+    """The importance view matching the first PointDistiller term's rows:
+    pillars for ``VoxelRows`` (or no term), BEV cells for ``BEVRows`` with
+    point-count scores."""
+    found = pointdistiller_term(model_cfg)
+    rows = dict(found[1].get('rows', {})) if found else {}
+    kind = rows.get('type', 'VoxelRows')
+    if kind == 'VoxelRows':
+        return pillar_importance(points, voxel_layer, training=True)
+    if kind == 'BEVRows' and rows.get('score', 'point_count') == \
+            'point_count':
+        name, term = found
+        recorder = model_cfg['student_recorders'][term['student']]
+        shape = recorded_map_shape(model_cfg, recorder, points)
+        return bev_cell_importance(points, voxel_layer, shape,
+                                   training=True)
+    raise ValueError(
+        f"the importance picture shows point-count scores of pillars "
+        f"(VoxelRows) or BEV cells (BEVRows, score='point_count'); term "
+        f"{found[0]!r} uses {rows}")
 
 
 def importance_figure_from_config(cfg, out_file: str, index: int = 0,
                                   title: str = '') -> dict:
     """Render the picture for val scan ``index`` of a distiller config
-    (voxelization of its student, N and tau of its loss, GT boxes of the
-    val split)."""
+    (voxelization of its student, rows, N and tau of its PointDistiller
+    loss, GT boxes of the val split)."""
     from mmengine.registry import init_default_scope
     from mmdet3d.registry import DATASETS
     init_default_scope(cfg.get('default_scope', 'mmdet3d'))
@@ -255,7 +381,7 @@ def importance_figure_from_config(cfg, out_file: str, index: int = 0,
         valid = np.asarray([n != 'DontCare' for n in names], dtype=bool)
         boxes_np, names = boxes_np[valid], [n for n in names
                                             if n != 'DontCare']
-    imp = pillar_importance(points, voxel_layer, training=True)
+    imp = _importance_of_term(points, model_cfg, voxel_layer)
     heading = title or f'val scan {info.get("sample_idx", index)}'
     return render_importance_bev(points, imp, out_file, top_n=top_n, tau=tau,
                                  gt_boxes=boxes_np, gt_labels=names,

@@ -319,40 +319,39 @@ def _machine_facts() -> Dict[str, Any]:
 
 def stage_threads(settings: DemoSettings,
                   cpus: Optional[int] = None) -> Optional[tuple]:
-    """``(teacher threads, student threads)`` when the teacher and the
-    plain student train side by side (they do not depend on each other),
-    ``None`` to train them one after the other (``settings.parallel`` off,
-    or fewer than two cores)."""
+    """``(distillation threads, plain student threads)`` when the two
+    students train side by side (both need only the teacher), ``None`` to
+    train them one after the other (``settings.parallel`` off, or fewer
+    than two cores). The distillation run, the slower one, gets the larger
+    half."""
     cpus = cpus or os.cpu_count() or 1
     if not settings.parallel or cpus < 2:
         return None
     return cpus - cpus // 2, cpus // 2
 
 
-def train_teacher_and_student(demo: Demo, settings: DemoSettings) -> tuple:
-    """Stages 2 and 3: the teacher (or its finished run) and the plain
-    student, side by side on half the cores each where the machine has
-    two or more."""
+def train_students(demo: Demo, settings: DemoSettings,
+                   teacher: RunInfo) -> tuple:
+    """Stages 3 and 4: the plain student and the student distilled from
+    ``teacher``, side by side on half the cores each where the machine has
+    two or more (:func:`stage_threads`); returns ``(student, distill)``."""
+    extra = [f'model.teacher.checkpoint={demo._arg(teacher.checkpoint)}']
     split = stage_threads(settings)
-    teacher_done = not settings.retrain_teacher and demo.reusable(
-        'teacher', settings.teacher_config)
-    if split is None or teacher_done:
-        demo.banner('2/5 teacher (PointPillars)')
-        teacher = demo.train('teacher', settings.teacher_config,
-                             reuse=not settings.retrain_teacher)
+    if split is None:
         demo.banner('3/5 4x student alone')
         student = demo.train('student', settings.student_config)
-        return teacher, student
-    demo.banner(f'2-3/5 teacher (PointPillars) and 4x student alone, side '
-                f'by side ({split[0]} + {split[1]} threads)')
+        demo.banner('4/5 4x student + PointDistiller')
+        distill = demo.train('distill', settings.distill_config, extra=extra)
+        return student, distill
+    demo.banner(f'3-4/5 4x student + PointDistiller and 4x student alone, '
+                f'side by side ({split[0]} + {split[1]} threads)')
     with ThreadPoolExecutor(max_workers=2) as pool:
-        teacher_job = pool.submit(demo.train, 'teacher',
-                                  settings.teacher_config,
-                                  reuse=not settings.retrain_teacher,
+        distill_job = pool.submit(demo.train, 'distill',
+                                  settings.distill_config, extra=extra,
                                   threads=split[0])
         student_job = pool.submit(demo.train, 'student',
                                   settings.student_config, threads=split[1])
-        return teacher_job.result(), student_job.result()
+        return student_job.result(), distill_job.result()
 
 
 def run_demo(settings: DemoSettings,
@@ -371,11 +370,10 @@ def run_demo(settings: DemoSettings,
 
     demo.banner('1/5 data')
     demo.stage_data()
-    teacher, student = train_teacher_and_student(demo, settings)
-    demo.banner('4/5 4x student + PointDistiller')
-    distill = demo.train(
-        'distill', settings.distill_config,
-        extra=[f'model.teacher.checkpoint={demo._arg(teacher.checkpoint)}'])
+    demo.banner('2/5 teacher (PointPillars)')
+    teacher = demo.train('teacher', settings.teacher_config,
+                         reuse=not settings.retrain_teacher)
+    student, distill = train_students(demo, settings, teacher)
     demo.banner('5/5 comparison')
     results = write_report(demo, [teacher, student, distill], facts, t0)
     echo('\nre-evaluate a checkpoint with tools/test.py, e.g.\n  ' +
