@@ -16,6 +16,28 @@ pytestmark = pytest.mark.skipif(torch.cuda.is_available(),
 f32 = np.float32
 
 
+def count_grid_calls(monkeypatch):
+    """Count calls of the grid search (list of one int)."""
+    calls = [0]
+    grid = K._grid_pairs
+
+    def counted(*args):
+        calls[0] += 1
+        return grid(*args)
+
+    monkeypatch.setattr(K, '_grid_pairs', counted)
+    return calls
+
+
+@pytest.fixture(params=['every_pair', 'grid'])
+def search(request, monkeypatch):
+    """Run a test with every pair tested and with the grid search."""
+    monkeypatch.setattr(K, 'WINDOW_MIN_PAIRS',
+                        0 if request.param == 'grid' else 1 << 62)
+    monkeypatch.setattr(K, 'WINDOW_MIN_POINTS', 0)
+    return request.param
+
+
 # ------------------------------------------------------------ references
 def ref_fps(xyz, m, dist=None):
     """furthest_point_sampling_forward_cuda_kernel (or the with-dist kernel
@@ -137,7 +159,7 @@ def test_fps_block_size_matches_launcher():
         == [1, 2, 2, 4, 8, 512, 1024, 1024]
 
 
-@pytest.mark.parametrize('n,m', [(37, 9), (64, 20), (5, 8)])
+@pytest.mark.parametrize('n,m', [(37, 9), (64, 20), (5, 8), (1100, 12)])
 def test_fps_matches_thread_simulation(n, m):
     g = torch.Generator().manual_seed(n)
     xyz = torch.randn(2, n, 3, generator=g)
@@ -170,7 +192,7 @@ def test_fps_with_dist_matches_reference():
 
 
 # ------------------------------------------------------------ ball query
-def test_ball_query_matches_reference():
+def test_ball_query_matches_reference(search):
     g = torch.Generator().manual_seed(2)
     xyz = torch.rand(2, 60, 3, generator=g) * 2
     centers = torch.cat([xyz[:, :5], torch.rand(2, 5, 3, generator=g) * 2,
@@ -185,6 +207,35 @@ def test_ball_query_matches_reference():
     out = K.ball_query(0.3, 0.9, 5, xyz, centers)
     assert (out[:, -1] == 0).all()
     assert (out[:, :5] == torch.arange(5).view(1, 5, 1).int()).any(-1).all()
+
+
+def test_ball_query_grid_on_scan_sized_input(monkeypatch):
+    # clustered points, centres among them, points exactly on the sphere
+    # along x (d2 == r^2: outside) and just inside: the grid search must
+    # give the reference's result
+    g = torch.Generator().manual_seed(11)
+    xyz = torch.cat([torch.rand(2, 400, 3, generator=g) * 4,
+                     torch.randn(2, 200, 3, generator=g) * 0.3 + 2], 1)
+    centers = xyz[:, ::7].clone()
+    xyz[:, 1, :] = centers[:, 3] + torch.tensor([0.5, 0.0, 0.0])
+    xyz[:, 2, :] = centers[:, 3] - torch.tensor([0.4999, 0.0, 0.0])
+    xyz, centers = xyz.contiguous(), centers.contiguous()
+    assert 2 * xyz.shape[1] * centers.shape[1] >= K.WINDOW_MIN_PAIRS
+    assert xyz.shape[1] >= K.WINDOW_MIN_POINTS
+    calls = count_grid_calls(monkeypatch)
+    for rmin, rmax, ns in ((0.0, 0.5, 16), (0.2, 1.0, 32)):
+        out = K.ball_query(rmin, rmax, ns, xyz, centers)
+        np.testing.assert_array_equal(
+            out.numpy(), ref_ball_query(rmin, rmax, ns, xyz.numpy(),
+                                        centers.numpy()))
+    assert calls == [2]  # the grid search ran
+    # a NaN coordinate makes the op test every pair (same result as before)
+    xyz[0, 5, 0] = float('nan')
+    out = K.ball_query(0.0, 0.5, 16, xyz, centers)
+    monkeypatch.setattr(K, 'WINDOW_MIN_PAIRS', 1 << 62)
+    np.testing.assert_array_equal(out.numpy(),
+                                  K.ball_query(0.0, 0.5, 16, xyz,
+                                               centers).numpy())
 
 
 # ------------------------------------------------------- group / gather
@@ -239,6 +290,20 @@ def test_three_nn_matches_reference_with_ties():
     torch.testing.assert_close(d, torch.sqrt(torch.from_numpy(rd)))
 
 
+def test_three_nn_random_with_duplicate_sources():
+    # float coordinates (the fast top-k path) plus duplicated sources and
+    # targets on sources (exact ties, redone with (distance, index) keys)
+    g = torch.Generator().manual_seed(13)
+    source = torch.rand(2, 150, 3, generator=g) * 5
+    source[:, 100:120] = source[:, 10:30]
+    target = torch.cat([torch.rand(2, 120, 3, generator=g) * 5,
+                        source[:, 5:35]], 1).contiguous()
+    dist2, idx = K.three_nn(target, source)
+    rd, ri = ref_three_nn(target.numpy(), source.numpy())
+    np.testing.assert_array_equal(idx.numpy(), ri)
+    np.testing.assert_array_equal(dist2.numpy(), rd)
+
+
 def test_three_nn_fewer_than_three_sources():
     target = torch.zeros(1, 2, 3)
     source = torch.tensor([[[1.0, 0, 0], [0, 2.0, 0]]])
@@ -283,7 +348,7 @@ def _boxes_and_points(seed):
     return torch.cat([pts, edge], 1).contiguous(), boxes.contiguous()
 
 
-def test_points_in_boxes_match_mmcv_cpu_kernel():
+def test_points_in_boxes_match_mmcv_cpu_kernel(search):
     from mmcv.ops.points_in_boxes import points_in_boxes_cpu
     from mmcv.ops import points_in_boxes_all, points_in_boxes_part
     pts, boxes = _boxes_and_points(7)
@@ -299,6 +364,31 @@ def test_points_in_boxes_match_mmcv_cpu_kernel():
     assert part.dtype == torch.int32
 
 
+def test_points_in_boxes_grid_on_proposal_sized_input(monkeypatch):
+    # one car-sized box per point (PointRPNHead's proposals), random yaw,
+    # with mmcv's C++ CPU kernel as the reference
+    from mmcv.ops.points_in_boxes import points_in_boxes_cpu
+    g = torch.Generator().manual_seed(12)
+    pts = torch.rand(2, 400, 3, generator=g) * torch.tensor([20., 20., 3.])
+    centre = pts + torch.randn(2, 400, 3, generator=g) * 0.5
+    size = torch.tensor([3.9, 1.6, 1.56]) * torch.exp(
+        torch.randn(2, 400, 3, generator=g) * 0.2)
+    yaw = (torch.rand(2, 400, 1, generator=g) - 0.5) * 7
+    boxes = torch.cat([centre, size, yaw], -1).contiguous()
+    assert 2 * 400 * 400 >= K.WINDOW_MIN_PAIRS
+    assert 400 < K.WINDOW_MIN_POINTS
+    monkeypatch.setattr(K, 'WINDOW_MIN_POINTS', 400)  # the grid search
+    ref = points_in_boxes_cpu(pts, boxes)
+    assert ref.sum() > 500
+    calls = count_grid_calls(monkeypatch)
+    np.testing.assert_array_equal(K.points_in_boxes_all(pts, boxes).numpy(),
+                                  ref.numpy())
+    first = torch.where(ref.any(-1), ref.argmax(-1), torch.tensor(-1))
+    np.testing.assert_array_equal(
+        K.points_in_boxes_part(pts, boxes).numpy(), first.numpy())
+    assert calls == [2]  # the grid search ran
+
+
 def test_box_structures_use_cpu_points_in_boxes():
     from mmdet3d.structures import LiDARInstance3DBoxes
     pts, boxes = _boxes_and_points(8)
@@ -308,7 +398,7 @@ def test_box_structures_use_cpu_points_in_boxes():
 
 
 # ----------------------------------------------------- roipoint pool3d
-def test_roipoint_pool3d_matches_reference():
+def test_roipoint_pool3d_matches_reference(search):
     from mmcv.ops import RoIPointPool3d
     pts, boxes = _boxes_and_points(9)
     boxes = torch.cat([boxes, torch.tensor([[[90., 90, 0, 1, 1, 1, 0]]] *

@@ -95,7 +95,44 @@ def test_demo_configs_share_the_student_and_teacher_widths():
     real = load(STUDENTS[8]).model
     assert demo.backbone.sa_channels == real.backbone.sa_channels
     assert demo.neck == real.neck and demo.rpn_head == real.rpn_head
-    assert demo.roi_head.bbox_head == real.roi_head.bbox_head
+    # the RoI head: same layers, fewer SA centres per RoI (a demo field)
+    demo_head = demo.roi_head.bbox_head.to_dict()
+    real_head = real.roi_head.bbox_head.to_dict()
+    assert demo_head.pop('num_points') == (64, 16, -1)
+    assert real_head.pop('num_points') == (128, 32, -1)
+    assert demo_head == real_head
     kd = load('configs/demo/pointrcnn_8x_pointdistiller.py').model
     assert kd.teacher.config == 'configs/demo/pointrcnn_teacher.py'
     assert kd.distill_terms.points.loss.student_channels == 45
+
+
+def test_demo_base_fields_reach_the_model():
+    """The demo's point, proposal and RoI counts are config fields that
+    set the model; the real-KITTI configs keep the stock values."""
+    for path in ('configs/demo/pointrcnn_teacher.py',
+                 'configs/demo/pointrcnn_8x_student.py'):
+        cfg = load(path)
+        model = cfg.model
+        assert model.backbone.num_points == cfg.sa_num_points
+        assert model.roi_head.bbox_head.num_points == cfg.roi_sa_points
+        assert model.roi_head.bbox_roi_extractor.roi_layer.\
+            num_sampled_points == cfg.roi_points
+        proposal = model.train_cfg.rpn.rpn_proposal
+        assert (proposal.nms_pre, proposal.nms_post) == (cfg.rpn_nms_pre,
+                                                         cfg.train_rois)
+        assert model.train_cfg.rcnn.sampler.num == cfg.roi_samples
+        nms = model.test_cfg.rpn.nms_cfg
+        assert (nms.nms_pre, nms.nms_post) == (cfg.rpn_nms_pre,
+                                               cfg.test_rois)
+        assert cfg.train_rois <= cfg.rpn_nms_pre
+        assert cfg.roi_sa_points[0] <= cfg.roi_points
+        assert cfg.train_cfg.max_epochs == cfg.epoch_num
+        assert cfg.train_cfg.val_interval == cfg.val_interval
+        assert cfg.train_dataloader.dataset.times == cfg.repeat_times
+    for path in (TEACHER, *STUDENTS.values()):
+        model = load(path).model
+        assert model.roi_head.bbox_head.num_points == (128, 32, -1)
+        assert model.roi_head.bbox_roi_extractor.roi_layer.\
+            num_sampled_points == 512
+        assert model.train_cfg.rcnn.sampler.num == 128
+        assert model.train_cfg.rpn.rpn_proposal.nms_pre == 9000

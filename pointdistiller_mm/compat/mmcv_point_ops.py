@@ -179,12 +179,14 @@ def _dispatcher(original: Callable, cpu: Callable, probe: int) -> Callable:
     return method
 
 
-def _function_dispatcher(original: Callable, cpu: Callable) -> Callable:
+def _function_dispatcher(original: Callable, name: str) -> Callable:
+    """A function running ``original`` for CUDA tensors, else the CPU
+    function ``name`` of :mod:`.point_ops_cpu` (looked up at each call)."""
 
     def function(points, boxes):
         if _on_cuda(points):
             return original(points, boxes)
-        return cpu(points, boxes)
+        return getattr(K, name)(points, boxes)
 
     function.__wrapped__ = original  # type: ignore[attr-defined]
     function.__name__ = original.__name__
@@ -242,7 +244,7 @@ def apply(force: bool = False) -> bool:
     functions: Dict[str, Tuple[Callable, Callable]] = {}
     for name in _PIB_NAMES:
         original = getattr(pib, name)
-        wrapper = _function_dispatcher(original, getattr(K, name))
+        wrapper = _function_dispatcher(original, name)
         for mod in _modules_binding(original):
             if getattr(sys.modules[mod], name, None) is original:
                 setattr(sys.modules[mod], name, wrapper)

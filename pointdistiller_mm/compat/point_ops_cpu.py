@@ -8,6 +8,16 @@ The one inherent difference: nvcc may contract ``a * b + c`` into a fused
 multiply-add, which can move a squared distance by one unit in the last
 place; results can then differ only where two distances tie to the last bit.
 
+Ball query, points-in-boxes and RoI point pooling only test pairs that can
+pass: points are bucketed once in a BEV grid and each centre or box takes
+the points of the cells its bounding rectangle overlaps (``searchsorted`` on
+the sorted cell ids), the rectangle widened by a margin far above the
+rounding error of the exact test, which then runs, in the kernel's
+arithmetic, on those pairs only. The result is the same as testing every
+pair (the grid only lets extra pairs reach the exact test). Small inputs
+(:data:`WINDOW_MIN_PAIRS`, :data:`WINDOW_MIN_POINTS`) and inputs with
+non-finite coordinates test every pair.
+
 The functions take and return tensors shaped like the mmcv ops' CUDA
 launchers; :mod:`.mmcv_point_ops` installs them behind mmcv's autograd
 functions on machines without CUDA.
@@ -15,7 +25,7 @@ functions on machines without CUDA.
 from __future__ import annotations
 
 import math
-from typing import Iterator, Tuple
+from typing import Callable, Iterator, Tuple
 
 import torch
 from torch import Tensor
@@ -25,17 +35,114 @@ __all__ = [
     'fps_block_size', 'ball_query', 'group_points', 'group_points_backward',
     'gather_points', 'gather_points_backward', 'three_nn',
     'three_interpolate', 'three_interpolate_backward', 'points_in_boxes_flags',
-    'points_in_boxes_part', 'points_in_boxes_all', 'roipoint_pool3d'
+    'points_in_boxes_pairs', 'points_in_boxes_part', 'points_in_boxes_all',
+    'roipoint_pool3d'
 ]
 
 #: Elements of one (rows x columns) block of pairwise work; bounds memory.
 CHUNK_ELEMENTS = 1 << 22
+#: Ball query, points-in-boxes and RoI pooling with at least this many
+#: (centre or box, point) pairs and :data:`WINDOW_MIN_POINTS` points per
+#: sample use the BEV grid search; smaller inputs test every pair (faster
+#: there, e.g. the RoI head's ball queries on 128 pooled points per RoI).
+WINDOW_MIN_PAIRS = 1 << 14
+WINDOW_MIN_POINTS = 512
 
 
 def _row_chunks(rows: int, cols: int) -> Iterator[slice]:
     step = max(1, CHUNK_ELEMENTS // max(cols, 1))
     for start in range(0, rows, step):
         yield slice(start, min(rows, start + step))
+
+
+# ---------------------------------------------------- grid pair search
+def _grid_margin(dtype: torch.dtype) -> float:
+    """Relative widening of a search rectangle: far above the rounding
+    error of the exact tests in ``dtype`` (a few units in the last place)."""
+    return max(1e-4, 64 * torch.finfo(dtype).eps)
+
+
+def _use_grid(pairs: int, points: int, *tensors: Tensor) -> bool:
+    """Whether the grid search applies: enough pairs and points per
+    sample, finite inputs."""
+    return pairs >= WINDOW_MIN_PAIRS and points >= WINDOW_MIN_POINTS and all(
+        bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def _grid_pairs(px: Tensor, py: Tensor, cx: Tensor, cy: Tensor,
+                reach_x: Tensor, reach_y: Tensor) -> Tuple[Tensor, Tensor]:
+    """Every (rectangle, point) pair of a sample with the point in a BEV
+    grid cell that overlaps the rectangle ``cx[b, q] +- reach_x[b, q]``,
+    ``cy +- reach_y`` (a superset of the points inside the rectangle).
+
+    Points are bucketed in square cells of half the median rectangle half
+    size and sorted by (sample, column, row); each rectangle then reads, for
+    every column it overlaps, one contiguous run of the sorted points
+    (``searchsorted``).
+
+    Args:
+        px, py: (B, N) float64 point coordinates.
+        cx, cy, reach_x, reach_y: (B, Q) float64 rectangle centres and half
+            sizes.
+
+    Returns:
+        ``(q, i)`` int64 flat indices ``b * Q + q`` and ``b * N + i``,
+        grouped by ``q`` in ascending order.
+    """
+    B, N = px.shape
+    Q = cx.shape[1]
+    dev = px.device
+    x0, y0 = float(px.min()), float(py.min())
+    x1, y1 = float(px.max()), float(py.max())
+    width = float(torch.median(torch.maximum(reach_x, reach_y))) / 2.0
+    cell = max(width, (x1 - x0) / 4096.0, (y1 - y0) / 4096.0, 1e-12)
+    nx = int((x1 - x0) // cell) + 1
+    ny = int((y1 - y0) // cell) + 1
+    ix = ((px - x0) / cell).floor_().long().clamp_(0, nx - 1)
+    iy = ((py - y0) / cell).floor_().long().clamp_(0, ny - 1)
+    bb = torch.arange(B, device=dev).view(B, 1)
+    keys, order = torch.sort(((bb * nx + ix) * ny + iy).reshape(-1))
+    # each rectangle's range of columns and rows (clamped to the grid: the
+    # cells outside hold no point)
+    ix0 = ((cx - reach_x - x0) / cell).floor_().clamp_(0, nx - 1).long()
+    ix1 = ((cx + reach_x - x0) / cell).floor_().clamp_(0, nx - 1).long()
+    iy0 = ((cy - reach_y - y0) / cell).floor_().clamp_(0, ny - 1).long()
+    iy1 = ((cy + reach_y - y0) / cell).floor_().clamp_(0, ny - 1).long()
+    ncol = (ix1 - ix0 + 1).clamp_(min=0).reshape(-1)
+    qid = torch.repeat_interleave(torch.arange(B * Q, device=dev), ncol,
+                                  output_size=int(ncol.sum()))
+    col = torch.arange(len(qid), device=dev) - (torch.cumsum(ncol, 0) -
+                                                ncol)[qid]
+    col = (bb * nx + ix0).reshape(-1)[qid] + col  # global column id
+    start = torch.searchsorted(keys, col * ny + iy0.reshape(-1)[qid])
+    end = torch.searchsorted(keys, col * ny + iy1.reshape(-1)[qid],
+                             side='right')
+    cnt = (end - start).clamp_(min=0)
+    seg = torch.repeat_interleave(torch.arange(len(cnt), device=dev), cnt,
+                                  output_size=int(cnt.sum()))
+    pos = torch.arange(len(seg), device=dev) + (start - (torch.cumsum(
+        cnt, 0) - cnt))[seg]
+    return qid[seg], order[pos]
+
+
+def _first_k_pairs(group: Tensor, item: Tensor, num_groups: int,
+                   num_items: int, k: int) -> Tuple[Tensor, Tensor]:
+    """The first ``k`` items (ascending) of each group from a list of
+    ``(group, item)`` pairs (each pair once).
+
+    Returns:
+        ``(vals, cnt)``: (num_groups, k) int64 items, slots past the group's
+        size hold 0, and (num_groups,) int64 sizes clipped to ``k``.
+    """
+    key, _ = torch.sort(group * num_items + item)
+    group = key // num_items
+    sizes = torch.bincount(group, minlength=num_groups)
+    rank = torch.arange(len(key), device=key.device) - (
+        torch.cumsum(sizes, 0) - sizes)[group]
+    keep = rank < k
+    vals = torch.zeros(num_groups, k, dtype=torch.long, device=key.device)
+    vals[group[keep], rank[keep]] = key[keep] - group[keep] * num_items
+    return vals, sizes.clamp(max=k)
 
 
 # ------------------------------------------------------------------ FPS
@@ -71,23 +178,23 @@ def fps_priority(n: int, device=None) -> Tensor:
     return torch.argsort(key)
 
 
-def _fps(row_of: callable, batch: int, n: int, num_points: int,
-         device) -> Tensor:
-    """Shared FPS loop in priority order; ``row_of(old)`` gives the (B, n)
-    distances from the current points (positions in priority order)."""
+def _fps(row_of: Callable[[Tensor], Tensor], batch: int, n: int,
+         num_points: int, perm: Tensor, device) -> Tensor:
+    """Shared FPS loop in priority order (``perm``); ``row_of(old)`` gives
+    the (B, n) distances from the current points (positions in priority
+    order)."""
     out = torch.zeros(batch, max(num_points, 0), dtype=torch.int32,
                       device=device)
     if num_points <= 0 or n == 0:
         return out
-    perm = fps_priority(n, device)
     temp = torch.full((batch, n), 1e10, dtype=torch.float32, device=device)
-    picked = torch.zeros(batch, num_points, dtype=torch.long, device=device)
     old = torch.zeros(batch, dtype=torch.long, device=device)
-    for j in range(1, num_points):
-        torch.minimum(temp, row_of(old, perm), out=temp)
+    picked = [old]
+    for _ in range(1, num_points):
+        torch.minimum(temp, row_of(old), out=temp)
         old = temp.argmax(dim=1)  # first maximum in priority order
-        picked[:, j] = old
-    return perm[picked].to(torch.int32)
+        picked.append(old)
+    return perm[torch.stack(picked, 1)].to(torch.int32)
 
 
 def furthest_point_sample(points_xyz: Tensor, num_points: int) -> Tensor:
@@ -106,21 +213,22 @@ def furthest_point_sample(points_xyz: Tensor, num_points: int) -> Tensor:
         (B, num_points) int32 indices.
     """
     B, N = points_xyz.shape[:2]
-    pts = points_xyz.detach().float()
-    cols = []
+    if num_points <= 0 or N == 0:
+        return _fps(None, B, N, num_points, None, points_xyz.device)
+    perm = fps_priority(N, points_xyz.device)
+    # (B, 3, N) coordinates in priority order, and buffers reused each step
+    pts = points_xyz.detach().float()[:, perm].transpose(1, 2).contiguous()
+    diff = torch.empty_like(pts)
+    dist = torch.empty(B, N, dtype=torch.float32, device=pts.device)
 
-    def row_of(old: Tensor, perm: Tensor) -> Tensor:
-        if not cols:
-            p = pts[:, perm]
-            cols.extend(p[..., i].contiguous() for i in range(3))
-        x, y, z = cols
-        ar = torch.arange(B, device=pts.device)
-        dx = x - x[ar, old].unsqueeze(1)
-        dy = y - y[ar, old].unsqueeze(1)
-        dz = z - z[ar, old].unsqueeze(1)
-        return dx * dx + dy * dy + dz * dz
+    def row_of(old: Tensor) -> Tensor:
+        centre = pts.gather(2, old.view(B, 1, 1).expand(B, 3, 1))
+        torch.sub(pts, centre, out=diff)
+        diff.mul_(diff)
+        torch.add(diff[:, 0], diff[:, 1], out=dist)
+        return dist.add_(diff[:, 2])  # (dx*dx + dy*dy) + dz*dz
 
-    return _fps(row_of, B, N, num_points, pts.device)
+    return _fps(row_of, B, N, num_points, perm, pts.device)
 
 
 def furthest_point_sample_with_dist(points_dist: Tensor,
@@ -130,13 +238,17 @@ def furthest_point_sample_with_dist(points_dist: Tensor,
     point to point ``old``); same start and tie rule as
     :func:`furthest_point_sample`."""
     B, N, _ = points_dist.shape
-    dist = points_dist.detach().float()
+    if num_points <= 0 or N == 0:
+        return _fps(None, B, N, num_points, None, points_dist.device)
+    perm = fps_priority(N, points_dist.device)
+    dist = points_dist.detach().float()[:, perm][:, :, perm]
+    rows = dist.reshape(B * N, N)
+    base = torch.arange(B, device=dist.device) * N
 
-    def row_of(old: Tensor, perm: Tensor) -> Tensor:
-        ar = torch.arange(B, device=dist.device)
-        return dist[ar, perm[old]][:, perm]
+    def row_of(old: Tensor) -> Tensor:
+        return rows.index_select(0, base + old)
 
-    return _fps(row_of, B, N, num_points, dist.device)
+    return _fps(row_of, B, N, num_points, perm, dist.device)
 
 
 # ----------------------------------------------------------- ball query
@@ -152,6 +264,55 @@ def _first_k(mask: Tensor, k: int) -> Tuple[Tensor, Tensor]:
         pad = vals.new_full((*vals.shape[:-1], k - kk), n)
         vals = torch.cat([vals, pad], -1)
     return vals, vals < n
+
+
+def _ball_mask(d2: Tensor, r2_min: Tensor, r2_max: Tensor) -> Tensor:
+    return (d2 == 0) | ((d2 >= r2_min) & (d2 < r2_max))
+
+
+def _ball_query_dense(r2_min: Tensor, r2_max: Tensor, sample_num: int,
+                      xyz: Tensor, center: Tensor, idx: Tensor) -> None:
+    """Every (centre, point) pair tested, in row chunks; fills ``idx``."""
+    x, y, z = (xyz[..., i].unsqueeze(1) for i in range(3))
+    for sl in _row_chunks(center.shape[1], xyz.shape[0] * xyz.shape[1]):
+        c = center[:, sl]
+        dx = c[..., 0:1] - x
+        dy = c[..., 1:2] - y
+        dz = c[..., 2:3] - z
+        d2 = dx * dx + dy * dy + dz * dz
+        vals, found = _first_k(_ball_mask(d2, r2_min, r2_max), sample_num)
+        first = torch.where(found[..., :1], vals[..., :1],
+                            torch.zeros_like(vals[..., :1]))
+        idx[:, sl] = torch.where(found, vals, first).to(torch.int32)
+
+
+def _ball_query_grid(r2_min: Tensor, r2_max: Tensor, sample_num: int,
+                     xyz: Tensor, center: Tensor, idx: Tensor) -> None:
+    """Only the points in the grid cells near each centre tested."""
+    B, N, _ = xyz.shape
+    M = center.shape[1]
+    # a point in the ball has |c - p| <= sqrt(r2_max) along each axis, up to
+    # rounding; d2 == 0 needs |c - p| below sqrt of the smallest normal
+    reach = math.sqrt(max(float(r2_max), 0.0)) * (
+        1.0 + _grid_margin(xyz.dtype)) + math.sqrt(torch.finfo(
+            xyz.dtype).tiny)
+    c64, p64 = center.double(), xyz.double()
+    reach_t = torch.full((B, M), reach, dtype=torch.float64,
+                         device=xyz.device)
+    q, i = _grid_pairs(p64[..., 0], p64[..., 1], c64[..., 0], c64[..., 1],
+                       reach_t, reach_t)
+    c = center.reshape(B * M, 3).index_select(0, q)
+    p = xyz.reshape(B * N, 3).index_select(0, i)
+    dx = c[:, 0] - p[:, 0]
+    dy = c[:, 1] - p[:, 1]
+    dz = c[:, 2] - p[:, 2]
+    d2 = dx * dx + dy * dy + dz * dz
+    inside = _ball_mask(d2, r2_min, r2_max)
+    q, i = q[inside], i[inside]
+    vals, cnt = _first_k_pairs(q, i - (q // M) * N, B * M, N, sample_num)
+    slots = torch.arange(sample_num, device=xyz.device)
+    vals = torch.where(slots < cnt.unsqueeze(1), vals, vals[:, :1])
+    idx.copy_(vals.view(B, M, sample_num))
 
 
 def ball_query(min_radius: float, max_radius: float, sample_num: int,
@@ -180,18 +341,10 @@ def ball_query(min_radius: float, max_radius: float, sample_num: int,
     r_min = torch.tensor(min_radius, dtype=torch.float32)
     r2_max = (r_max * r_max).to(xyz.dtype)
     r2_min = (r_min * r_min).to(xyz.dtype)
-    x, y, z = (xyz[..., i].unsqueeze(1) for i in range(3))
-    for sl in _row_chunks(M, B * N):
-        c = center[:, sl]
-        dx = c[..., 0:1] - x
-        dy = c[..., 1:2] - y
-        dz = c[..., 2:3] - z
-        d2 = dx * dx + dy * dy + dz * dz
-        mask = (d2 == 0) | ((d2 >= r2_min) & (d2 < r2_max))
-        vals, found = _first_k(mask, sample_num)
-        first = torch.where(found[..., :1], vals[..., :1],
-                            torch.zeros_like(vals[..., :1]))
-        idx[:, sl] = torch.where(found, vals, first).to(torch.int32)
+    if _use_grid(B * M * N, N, xyz, center, r2_max):
+        _ball_query_grid(r2_min, r2_max, sample_num, xyz, center, idx)
+    else:
+        _ball_query_dense(r2_min, r2_max, sample_num, xyz, center, idx)
     return idx
 
 
@@ -242,6 +395,26 @@ def _sortable_key(d: Tensor, m: int) -> Tensor:
     return bits * m + torch.arange(m, device=d.device)
 
 
+def _three_smallest(d: Tensor, k: int) -> Tensor:
+    """Indices of the ``k`` smallest float32 distances along the last dim,
+    ascending, equal distances in index order.
+
+    ``topk`` on the distances picks among equal values arbitrarily, so rows
+    where two of the ``k + 1`` smallest are equal are redone with int64
+    (distance, index) keys (:func:`_sortable_key`).
+    """
+    m = d.shape[-1]
+    vals, sel = torch.topk(d, min(k + 1, m), dim=-1, largest=False,
+                           sorted=True)
+    sel = sel[..., :k].contiguous()
+    tie = (vals[..., 1:] == vals[..., :-1]).any(-1)
+    if bool(tie.any()):
+        rows = tie.nonzero(as_tuple=True)
+        sel[rows] = torch.topk(_sortable_key(d[rows], m), k, dim=-1,
+                               largest=False, sorted=True).indices
+    return sel
+
+
 def three_nn(target: Tensor, source: Tensor) -> Tuple[Tensor, Tensor]:
     """``three_nn_forward_cuda_kernel``.
 
@@ -273,8 +446,7 @@ def three_nn(target: Tensor, source: Tensor) -> Tuple[Tensor, Tensor]:
         dz = t[..., 2:3] - sz
         d = dx * dx + dy * dy + dz * dz
         if d.dtype == torch.float32:
-            sel = torch.topk(_sortable_key(d, M), k, dim=-1, largest=False,
-                             sorted=True).indices
+            sel = _three_smallest(d, k)
         else:  # a stable sort keeps equal distances in index order
             sel = torch.sort(d, dim=-1, stable=True).indices[..., :k]
         dsel = d.gather(-1, sel)
@@ -313,6 +485,31 @@ def three_interpolate_backward(grad_out: Tensor, indices: Tensor,
 
 
 # ---------------------------------------------------- points in boxes
+def _box_params(boxes: Tensor):
+    """Per-box terms of ``check_pt_in_box3d`` (float32): centre x / y, z
+    centre, half sizes, cos / sin of ``-rz``, and the negated sin and half
+    sizes (exact, negated once per box rather than per pair)."""
+    cx, cy, cz, dx, dy, dz = (boxes[..., i] for i in range(6))
+    rz = boxes[..., 6].double()
+    cosa = torch.cos(-rz).float()
+    sina = torch.sin(-rz).float()
+    hx, hy = dx / 2.0, dy / 2.0
+    return (cx, cy, cz + dz / 2.0, hx, hy, dz / 2.0, cosa, sina, -sina, -hx,
+            -hy)
+
+
+def _inside(x, y, z, cx, cy, zc, hx, hy, hz, cosa, sina, nsina, nhx,
+            nhy) -> Tensor:
+    """``check_pt_in_box3d`` on broadcastable float32 tensors
+    (:func:`_box_params` terms)."""
+    inside = ~((z - zc).abs() > hz)
+    sx = x - cx
+    sy = y - cy
+    lx = sx * cosa + sy * nsina
+    ly = sx * sina + sy * cosa
+    return inside & (lx > nhx) & (lx < hx) & (ly > nhy) & (ly < hy)
+
+
 def points_in_boxes_flags(points: Tensor, boxes: Tensor) -> Tensor:
     """``check_pt_in_box3d`` of mmcv's points-in-boxes and roipoint-pool
     kernels, for every point and box of each sample.
@@ -336,34 +533,73 @@ def points_in_boxes_flags(points: Tensor, boxes: Tensor) -> Tensor:
     flags = torch.zeros(B, M, T, dtype=torch.bool, device=points.device)
     if M == 0 or T == 0:
         return flags
-    cx, cy, cz, dx, dy, dz = (boxes[..., i].unsqueeze(1) for i in range(6))
-    rz = boxes[..., 6].double()
-    cosa = torch.cos(-rz).float().unsqueeze(1)
-    sina = torch.sin(-rz).float().unsqueeze(1)
-    zc = cz + dz / 2.0
-    hx, hy, hz = dx / 2.0, dy / 2.0, dz / 2.0
+    b, t, m = points_in_boxes_pairs(points, boxes)
+    flags[b, m, t] = True
+    return flags
+
+
+def points_in_boxes_pairs(points: Tensor,
+                          boxes: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Every ``(b, t, m)`` with point ``m`` of sample ``b`` inside box ``t``
+    (:func:`points_in_boxes_flags`), as int64 tensors in no set order.
+
+    Large inputs test only the points in the grid cells near each box's
+    axis-aligned bounding rectangle in BEV (``|x - cx| <= dx/2 |cos rz| +
+    dy/2 |sin rz|``, ``|y - cy| <= dx/2 |sin rz| + dy/2 |cos rz|``, widened
+    by 1e-4 of ``dx/2 + dy/2``, far above the rounding of the exact test).
+    """
+    points = points.detach().float()
+    boxes = boxes.detach().float()
+    B, M, _ = points.shape
+    T = boxes.shape[1]
+    empty = torch.zeros(0, dtype=torch.long, device=points.device)
+    if M == 0 or T == 0:
+        return empty, empty, empty
+    params = _box_params(boxes)
+    if not _use_grid(B * M * T, M, points, boxes):
+        return _points_in_boxes_pairs_dense(points, params)
+    p64, b64 = points.double(), boxes.double()
+    # half sizes of the rotated box's axis-aligned square, widened
+    hx, hy = params[3].double(), params[4].double()
+    cosa, sina = params[6].double().abs(), params[7].double().abs()
+    slack = (hx + hy) * _grid_margin(torch.float32)
+    q, i = _grid_pairs(p64[..., 0], p64[..., 1], b64[..., 0], b64[..., 1],
+                       hx * cosa + hy * sina + slack,
+                       hx * sina + hy * cosa + slack)
+    p = points.reshape(B * M, 3).index_select(0, i)
+    box = torch.stack(params, -1).reshape(B * T, len(params)).index_select(
+        0, q)
+    inside = _inside(p[:, 0], p[:, 1], p[:, 2], *box.unbind(1))
+    keep = inside.nonzero().squeeze(1)
+    q, i = q.index_select(0, keep), i.index_select(0, keep)
+    b = q // T
+    return b, q - b * T, i - b * M
+
+
+def _points_in_boxes_pairs_dense(points: Tensor, params) -> Tuple[Tensor, ...]:
+    B, M, _ = points.shape
+    T = params[0].shape[1]
+    cols = [v.unsqueeze(1) for v in params]  # (B, 1, T)
+    found = []
     for sl in _row_chunks(M, B * T):
         p = points[:, sl]
-        x, y, z = p[..., 0:1], p[..., 1:2], p[..., 2:3]
-        inside = ~((z - zc).abs() > hz)
-        sx = x - cx
-        sy = y - cy
-        lx = sx * cosa + sy * (-sina)
-        ly = sx * sina + sy * cosa
-        inside &= (lx > -hx) & (lx < hx) & (ly > -hy) & (ly < hy)
-        flags[:, sl] = inside
-    return flags
+        inside = _inside(p[..., 0:1], p[..., 1:2], p[..., 2:3], *cols)
+        b, m, t = inside.nonzero(as_tuple=True)
+        found.append((b, t, m + sl.start))
+    return tuple(torch.cat(v) for v in zip(*found))
 
 
 def points_in_boxes_part(points: Tensor, boxes: Tensor) -> Tensor:
     """``points_in_boxes_part_forward_cuda_kernel``: the first box (lowest
     index) containing each point, -1 for none. (B, M) int32."""
-    flags = points_in_boxes_flags(points, boxes)
-    if flags.shape[-1] == 0:
-        return torch.full(flags.shape[:2], -1, dtype=torch.int32,
-                          device=flags.device)
-    first = flags.to(torch.uint8).argmax(-1)  # first True
-    return torch.where(flags.any(-1), first,
+    B, M = points.shape[:2]
+    T = boxes.shape[1]
+    first = torch.full((B * M, ), T, dtype=torch.long, device=points.device)
+    if T > 0 and M > 0:
+        b, t, m = points_in_boxes_pairs(points, boxes)
+        first.scatter_reduce_(0, b * M + m, t, 'amin')
+    first = first.view(B, M)
+    return torch.where(first < T, first,
                        torch.full_like(first, -1)).to(torch.int32)
 
 
@@ -401,19 +637,14 @@ def roipoint_pool3d(points: Tensor, point_features: Tensor, boxes3d: Tensor,
     if N == 0 or M == 0 or S <= 0:
         return pooled, empty
     rows = torch.cat([points.to(point_features.dtype), point_features], -1)
-    flags = points_in_boxes_flags(points, boxes).transpose(1, 2)  # (B, M, N)
+    b, t, m = points_in_boxes_pairs(points, boxes)
+    vals, cnt = _first_k_pairs(b * M + t, m, B * M, N, S)
     slots = torch.arange(S, device=points.device)
-    for sl in _row_chunks(M, B * N):
-        f = flags[:, sl]
-        vals, found = _first_k(f, S)
-        cnt = found.sum(-1, keepdim=True)
-        src = vals.gather(-1, slots % cnt.clamp(min=1))
-        src = torch.where(cnt > 0, src, torch.zeros_like(src))
-        chunk = rows.gather(
-            1, src.reshape(B, -1, 1).expand(-1, -1, 3 + C)).reshape(
-                B, -1, S, 3 + C)
-        has = cnt > 0  # (B, m, 1)
-        pooled[:, sl] = torch.where(has.unsqueeze(-1), chunk,
-                                    torch.zeros_like(chunk))
-        empty[:, sl] = (~has[..., 0]).to(torch.int32)
-    return pooled, empty
+    src = vals.gather(1, slots % cnt.clamp(min=1).unsqueeze(1))  # (B*M, S)
+    src = src.view(B, M * S)  # a box without points reads row 0
+    pooled = rows.gather(1, src.unsqueeze(-1).expand(-1, -1, 3 + C)).view(
+        B, M, S, 3 + C)
+    has = (cnt > 0).view(B, M)
+    pooled = torch.where(has[..., None, None], pooled,
+                         torch.zeros_like(pooled))
+    return pooled, (~has).to(torch.int32)

@@ -1,9 +1,20 @@
 # PointRCNN (mmdet3d's 3-class KITTI config: PointNet2SAMSG backbone,
 # PointNetFPNeck, PointRPNHead, PointRCNNRoIHead) on the synthetic
-# KITTI-format demo data, with the demo's reduced range and fewer sampled
-# points so that it trains on a 2-core CPU (mmcv's CUDA-only point ops run
-# through pointdistiller_mm.compat.mmcv_point_ops there). Widths and depth
-# are the stock ones; only point counts and the schedule change.
+# KITTI-format demo data, with the demo's reduced range, fewer sampled
+# points, proposals and RoIs so that it trains on one CPU thread (mmcv's
+# CUDA-only point ops run through pointdistiller_mm.compat.mmcv_point_ops
+# there). Widths and depth are the stock ones; only point, proposal and RoI
+# counts and the schedule change.
+#
+# Cost on one thread (CPU time, batch 2; python
+# tools/analysis/bench_point_ops.py --step CONFIG): teacher 2.3 s per
+# training step (RoI head forward 0.5 s, RPN proposals 0.3 s, backbone + FP
+# neck forward 0.4 s, backward 1.0 s) and 0.7 s per test scan; 8x student
+# 0.9 s and 0.4 s; PointDistiller 1.3-1.5 s per step. With 128 RoIs per
+# scan, 256 pooled points, 128 / 32 RoI SA centres and 1,024 NMS proposals
+# the teacher step took 13 s. The schedule below is 384 steps: about 15 min
+# for the teacher, 6 min for the student, 9 min for PointDistiller, plus
+# one validation (1.5 / 0.8 / 0.8 min).
 _base_ = ['mmdet3d::point_rcnn/point-rcnn_8xb2_kitti-3d-3class.py']
 
 custom_imports = dict(
@@ -20,30 +31,41 @@ point_cloud_range = [0, -20.48, -3, 40.96, 20.48, 1]
 num_points = 4096
 sa_num_points = (1024, 256, 64, 16)
 sample_range = 40.0
-# RPN proposals into the rotated NMS (stock 9000: every point's box; mmcv's
-# CPU rotated NMS is quadratic in it), RoIs kept after it in training and
-# testing (stock 512 / 512) and points pooled per RoI (stock 512)
-rpn_nms_pre = 1024
-train_rois = 256
-test_rois = 100
-roi_points = 256
+# RPN proposals into the rotated NMS, training and testing (stock 9000:
+# every point's box; mmcv's CPU rotated NMS grows quadratically with it:
+# 1,024 took about 1 s per step, 256 0.1 s), and proposals kept after it as
+# RoIs in training and testing (stock 512 / 512)
+rpn_nms_pre = 256
+train_rois = 128
+test_rois = 64
+# RoIs per scan sampled for the RoI head's loss (stock 128), points pooled
+# per RoI (stock 512) and the RoI head's SA centres per RoI (stock 128, 32,
+# then all): the RoI head's MLPs run on roi_samples x roi_sa_points[0] x 16
+# grouped points, most of a step's work
+roi_samples = 32
+roi_points = 128
+roi_sa_points = (64, 16, -1)
 
-# schedule (epochs over the RepeatDataset below)
-epoch_num = 8
+# schedule (epochs over the RepeatDataset below; one epoch is
+# repeat_times x 64 scans); validation on the 128 val scans once, at the end
+epoch_num = 6
 lr = 0.001
 batch_size = 2
 num_workers = 2
-repeat_times = 4
+repeat_times = 2
+val_interval = epoch_num
 
 model = dict(
     backbone=dict(num_points=sa_num_points),
     roi_head=dict(
         bbox_roi_extractor=dict(
             roi_layer=dict(type='RoIPointPool3d',
-                           num_sampled_points=roi_points))),
+                           num_sampled_points=roi_points)),
+        bbox_head=dict(num_points=roi_sa_points)),
     train_cfg=dict(
         rpn=dict(
-            rpn_proposal=dict(nms_pre=rpn_nms_pre, nms_post=train_rois))),
+            rpn_proposal=dict(nms_pre=rpn_nms_pre, nms_post=train_rois)),
+        rcnn=dict(sampler=dict(num=roi_samples))),
     test_cfg=dict(
         rpn=dict(nms_cfg=dict(nms_pre=rpn_nms_pre, nms_post=test_rois))))
 
@@ -129,7 +151,8 @@ param_scheduler = [
          eta_min=1, begin=epoch_num * 35 / 80, end=epoch_num, by_epoch=True,
          convert_to_iter_based=True)
 ]
-train_cfg = dict(by_epoch=True, max_epochs=epoch_num, val_interval=2)
+train_cfg = dict(
+    by_epoch=True, max_epochs=epoch_num, val_interval=val_interval)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
