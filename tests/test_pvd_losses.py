@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import pointdistiller_mm  # noqa: F401
 from projects.PVD.pvd import (ChannelWiseKDLoss, Cylinder3DRows, IFVLoss,
