@@ -37,7 +37,8 @@ from ..importance import reweight, topn_per_sample, voxel_point_count_scores
 
 __all__ = [
     'DEFAULT_NUM_SAMPLES', 'DEFAULT_TAUS', 'ScanStats', 'TauStats',
-    'ReweightStats', 'phi_stats', 'find_voxel_layer', 'find_distill_loss',
+    'ReweightStats', 'phi_stats', 'find_voxel_layer', 'find_distill_term',
+    'find_distill_loss',
     'scan_paths', 'load_scan', 'voxel_counts', 'reweight_stats',
     'format_table'
 ]
@@ -186,15 +187,21 @@ def find_voxel_layer(cfg: Any) -> Dict[str, Any]:
                    'model.student.')
 
 
+def find_distill_term(model_cfg: Any) -> Optional[Tuple[str, Any]]:
+    """``(term name, term)`` of the first ``PointDistillerLoss`` term of a
+    ``Distiller3D`` model config (``distill_terms.*.loss``), or None."""
+    terms = _get(model_cfg, 'distill_terms') or {}
+    for name, term in terms.items():
+        if _get(_get(term, 'loss'), 'type') == 'PointDistillerLoss':
+            return name, term
+    return None
+
+
 def find_distill_loss(cfg: Any) -> Optional[Tuple[str, Dict[str, Any]]]:
     """``(term name, loss dict)`` of the first ``PointDistillerLoss`` under
     ``model.distill_terms.*.loss``, or None."""
-    terms = _get(cfg['model'], 'distill_terms') or {}
-    for name, term in terms.items():
-        loss = _get(term, 'loss')
-        if _get(loss, 'type') == 'PointDistillerLoss':
-            return name, dict(loss)
-    return None
+    found = find_distill_term(cfg['model'])
+    return None if found is None else (found[0], dict(found[1]['loss']))
 
 
 def _config_tau(loss: Mapping[str, Any]) -> Optional[float]:

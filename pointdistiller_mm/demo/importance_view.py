@@ -18,6 +18,7 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..analysis.reweight_stats import find_distill_term as pointdistiller_term
 from ..importance import (bev_cell_index, bev_point_count_scores, reweight,
                           topn_per_sample)
 
@@ -271,16 +272,6 @@ def render_importance_bev(points: np.ndarray,
     single = float((imp.num_points == 1).mean()) if m else 0.0
     return dict(unit=unit, num_cells=m, num_sampled=sampled, phi50=phi50,
                 phi90=phi90, single_point_share=single)
-
-
-def pointdistiller_term(
-        model_cfg: Mapping) -> Optional[Tuple[str, Mapping]]:
-    """``(name, term)`` of the first ``PointDistillerLoss`` term of a
-    ``Distiller3D`` model config; None without one."""
-    for name, term in (model_cfg.get('distill_terms') or {}).items():
-        if term.get('loss', {}).get('type') == 'PointDistillerLoss':
-            return name, term
-    return None
 
 
 def loss_sampling_settings(model_cfg: Mapping) -> Tuple[Optional[int],
