@@ -17,6 +17,9 @@ idempotent and can be undone (see ``README.md`` in this folder):
   ``SegVFE`` and cylindrical voxelization).
 * ``mmcv_sparse_conv_cpu`` (:mod:`.mmcv_spconv_cpu`): mmcv's own sparse
   convolutions (``mmcv.ops.SubMConv3d``...) on CPU, rules from spconv 2.
+* ``pfn_layer_cpu`` (:mod:`.pfn_layer_cpu`): PointPillars' ``PFNLayer`` with
+  batch normalisation on contiguous rows (same function, about half of a
+  PointPillars training step faster on CPU).
 
 Importing this package is cheap: nothing is compiled until first use.
 """
@@ -46,9 +49,10 @@ def apply_cpu_patches() -> List[str]:
     kitti_rotate_iou.apply()
     minkunet_cpu.apply()
     mmcv_point_ops.apply()
-    from . import dynamic_scatter_cpu, mmcv_spconv_cpu
+    from . import dynamic_scatter_cpu, mmcv_spconv_cpu, pfn_layer_cpu
     dynamic_scatter_cpu.apply()
     mmcv_spconv_cpu.apply()
+    pfn_layer_cpu.apply()
     return applied_cpu_patches()
 
 
@@ -57,7 +61,7 @@ def applied_cpu_patches() -> List[str]:
     names = []
     for module_name in ('spconv_cpu', 'kitti_rotate_iou', 'minkunet_cpu',
                         'mmcv_point_ops', 'dynamic_scatter_cpu',
-                        'mmcv_spconv_cpu'):
+                        'mmcv_spconv_cpu', 'pfn_layer_cpu'):
         module = sys.modules.get(f'{__name__}.{module_name}')
         if module is not None and module.is_applied():
             names.append(module.PATCH_NAME)
@@ -68,7 +72,7 @@ def remove_cpu_patches() -> None:
     """Undo every CPU patch applied by :func:`apply_cpu_patches`."""
     for module_name in ('spconv_cpu', 'kitti_rotate_iou', 'minkunet_cpu',
                         'mmcv_point_ops', 'dynamic_scatter_cpu',
-                        'mmcv_spconv_cpu'):
+                        'mmcv_spconv_cpu', 'pfn_layer_cpu'):
         module = sys.modules.get(f'{__name__}.{module_name}')
         if module is not None:
             module.remove()
