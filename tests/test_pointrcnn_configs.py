@@ -136,3 +136,20 @@ def test_demo_base_fields_reach_the_model():
             num_sampled_points == 512
         assert model.train_cfg.rcnn.sampler.num == 128
         assert model.train_cfg.rpn.rpn_proposal.nms_pre == 9000
+
+
+def test_demo_schedule_never_exceeds_base_lr():
+    """The demo schedule warms up to the optimizer's lr and decays from it;
+    no scheduler multiplies it (mmdet3d's cyclic schedule peaks at ten times
+    lr, which made the short demo runs diverge)."""
+    cfg = load('configs/demo/pointrcnn_teacher.py')
+    assert cfg.optim_wrapper.optimizer.lr == cfg.lr
+    warmup, cosine = cfg.param_scheduler
+    assert warmup.type == 'LinearLR' and warmup.start_factor < 1
+    assert (warmup.begin, warmup.end) == (0, cfg.warmup_iters)
+    assert warmup.by_epoch is False
+    assert cosine.type == 'CosineAnnealingLR'
+    assert cosine.eta_min < cfg.lr
+    assert (cosine.begin, cosine.end) == (0, cfg.epoch_num)
+    steps_per_epoch = cfg.repeat_times * 64 // cfg.batch_size
+    assert cfg.warmup_iters < steps_per_epoch * cfg.epoch_num // 4
