@@ -40,4 +40,5 @@ model = dict(
                 norm='mse',
                 loss_weight=1.0))))
 
-custom_hooks = [dict(type='DistillLossWeightHook', mode='constant')]
+custom_hooks = [dict(type='DistillLossWeightHook', mode='constant'),
+                dict(type='MallocTrimHook', interval=10)]
