@@ -8,7 +8,8 @@ from pointdistiller_mm.analysis.distill_bench import (local_teacher_checkpoint,
 from tests.conftest import run_tool
 
 CONFIG = 'configs/demo/pointpillars_4x_pointdistiller.py'
-PHASES = ('student_step', 'teacher_forward', 'distill_step')
+PHASES = ('student_step', 'teacher_forward', 'teacher_full',
+          'distill_step')
 
 
 def test_benchmark_distill_reports_all_figures(tmp_path):
@@ -22,7 +23,9 @@ def test_benchmark_distill_reports_all_figures(tmp_path):
     ], timeout=300)
     text = proc.stdout
     for key in ('overhead_ratio = distill_step / (student_step + '
-                'teacher_forward)', 'peak_memory_mib:', 'RANDOM weights',
+                'teacher_forward)', 'full_teacher_ratio = distill_step / '
+                '(student_step + teacher_full)', 'peak_memory_mib:',
+                'RANDOM weights',
                 'KD block alone', 'B/(N*K)', 'Rows per sample',
                 'KD block profile', *PHASES):
         assert key in text, f'{key!r} missing from the output:\n{text}'
@@ -39,6 +42,7 @@ def test_benchmark_distill_reports_all_figures(tmp_path):
         for field in ('median_s', 'mean_s', 'cpu_median_s', 'peak_mib'):
             assert step[field] > 0, (phase, field, step[field])
     assert r['overhead_ratio'] > 0 and r['overhead_ratio_cpu'] > 0
+    assert r['full_teacher_ratio'] > 0
     assert r['steps']['distill_step']['kd_forward_median_s'] > 0
     assert r['distill_terms']['pillars']['num_samples'] == 1000
     assert r['distill_terms']['pillars']['sampled_per_sample'] > 0

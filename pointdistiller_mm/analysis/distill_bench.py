@@ -7,13 +7,19 @@ Phases, each on the same fixed batch:
   skips the teacher and the distillation terms at scale 0);
 * ``teacher_forward``: ``model.run_teacher`` on the batch voxelized once
   beforehand (the teacher consumes the student's voxels; eval, no_grad,
-  recorded);
+  recorded), as the distillation step runs it: up to the last module a
+  teacher recorder needs (``teacher_early_exit``);
+* ``teacher_full``: the same forward run to its end (what running the
+  teacher network costs without the early exit);
 * ``distill_step``: ``model.train_step`` with ``distill_loss_scale = 1``
   (everything: voxelization, teacher, student, distillation terms, backward
   and optimizer step over the student and the adapters).
 
 ``overhead_ratio = distill_step / (student_step + teacher_forward)``: 1.0
-means the distillation terms cost nothing beyond running both networks.
+means the distillation terms cost nothing beyond running the student and
+the part of the teacher they read. ``full_teacher_ratio = distill_step /
+(student_step + teacher_full)`` compares the step with running both
+networks whole.
 """
 from __future__ import annotations
 
@@ -34,7 +40,8 @@ from .memory import PeakMemory
 __all__ = ['PHASES', 'local_teacher_checkpoint', 'build_distiller',
            'StepBenchmark', 'overhead_ratio']
 
-PHASES = ('student_step', 'teacher_forward', 'distill_step')
+PHASES = ('student_step', 'teacher_forward', 'teacher_full',
+          'distill_step')
 
 
 @contextlib.contextmanager
@@ -161,9 +168,17 @@ class StepBenchmark:
             self.model.distill_loss_scale = 1.0
 
     def teacher_forward(self) -> None:
-        """The teacher's recorded no-grad forward on the voxelized batch."""
+        """The teacher's recorded no-grad forward on the voxelized batch, as
+        far as the recorders need."""
         data = self.voxelized
         self.model.run_teacher(data['inputs'], data['data_samples'])
+        self.model.teacher_recorders.reset()
+
+    def teacher_full(self) -> None:
+        """The teacher's whole recorded no-grad forward."""
+        data = self.voxelized
+        self.model.run_teacher(data['inputs'], data['data_samples'],
+                               full=True)
         self.model.teacher_recorders.reset()
 
     def distill_step(self) -> None:
@@ -201,13 +216,14 @@ class StepBenchmark:
              report: Optional[Callable[[str], None]] = None
              ) -> Dict[str, Dict[str, Any]]:
         """Wall and CPU seconds of every phase over ``iters`` rounds after
-        ``warmup`` rounds; a round runs the three phases, in an order that
+        ``warmup`` rounds; a round runs every phase, in an order that
         rotates from round to round."""
         wall: Dict[str, List[float]] = {p: [] for p in PHASES}
         cpu: Dict[str, List[float]] = {p: [] for p in PHASES}
         kd_fwd: List[float] = []
         for it in range(warmup + iters):
-            order = PHASES[it % 3:] + PHASES[:it % 3]
+            r = it % len(PHASES)
+            order = PHASES[r:] + PHASES[:r]
             for phase in order:
                 self._kd_forward.clear()
                 t0, c0 = time.perf_counter(), _cpu_time()

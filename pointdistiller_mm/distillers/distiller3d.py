@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from mmdet3d.registry import MODELS, TASK_UTILS
 
 from ..recorders import RecorderManager
+from .early_exit import EarlyExit
 from .teacher import build_teacher, check_same_voxelization
 
 
@@ -87,6 +88,10 @@ class Distiller3D(BaseModel):
             take the voxelized batch; needs labelled data samples).
         check_voxelization: refuse a teacher whose data preprocessor
             voxelizes differently from the student's.
+        teacher_early_exit: leave the teacher's forward once every teacher
+            recorder holds its data (the later layers feed nothing the
+            distillation reads; see :class:`EarlyExit`: exact, and used
+            only when each recorded module runs once per forward).
         data_preprocessor: defaults to the student's.
 
     The loss-weight hook (``DistillLossWeightHook``) scales all distill terms
@@ -110,6 +115,7 @@ class Distiller3D(BaseModel):
                  distill_terms: Mapping[str, Mapping],
                  teacher_forward: str = 'extract_feat',
                  check_voxelization: bool = True,
+                 teacher_early_exit: bool = True,
                  data_preprocessor: Optional[Mapping] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         if data_preprocessor is None:
@@ -132,6 +138,8 @@ class Distiller3D(BaseModel):
                                                  self.student)
         self.teacher_recorders = RecorderManager(teacher_recorders,
                                                  teacher_model)
+        self.teacher_exit = EarlyExit(teacher_model, self.teacher_recorders,
+                                      teacher_early_exit)
         self.distill_losses = nn.ModuleDict()
         self.distill_rows: Dict[str, Any] = {}
         self.distill_sources: Dict[str, tuple] = {}
@@ -190,8 +198,12 @@ class Distiller3D(BaseModel):
             context['grid_shape'] = (int(grid[1]), int(grid[0]))
         return context
 
-    def run_teacher(self, inputs: Mapping, data_samples: list) -> None:
+    def run_teacher(self, inputs: Mapping, data_samples: list,
+                    full: bool = False) -> None:
         """Forward the teacher on the student's batch (no_grad, recorded).
+
+        The forward stops once every teacher recorder holds its data
+        (``teacher_early_exit``); ``full=True`` runs it to the end.
 
         The teacher gets its own copy of the batch tensors: some mmdet3d
         encoders write into their input (``PillarFeatureNet`` with
@@ -201,12 +213,19 @@ class Distiller3D(BaseModel):
         """
         self.teacher.eval()
         teacher_inputs = _clone_tensors(inputs)
-        with torch.no_grad(), self.teacher_recorders:
+
+        def forward() -> None:
             if self.teacher_forward == 'extract_feat':
                 _extract_feat(self.teacher, teacher_inputs, data_samples)
             else:
                 self.teacher(teacher_inputs, data_samples,
                              mode=self.teacher_forward)
+
+        with torch.no_grad(), self.teacher_recorders:
+            if full:
+                forward()
+            else:
+                self.teacher_exit(forward)
 
     def loss(self, inputs: Mapping, data_samples: list) -> Dict[str, Tensor]:
         """Student losses (``student.*``) plus distillation losses."""
