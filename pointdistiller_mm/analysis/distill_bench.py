@@ -167,19 +167,17 @@ class StepBenchmark:
         finally:
             self.model.distill_loss_scale = 1.0
 
-    def teacher_forward(self) -> None:
+    def teacher_forward(self, full: bool = False) -> None:
         """The teacher's recorded no-grad forward on the voxelized batch, as
-        far as the recorders need."""
+        far as the recorders need (to its end with ``full``)."""
         data = self.voxelized
-        self.model.run_teacher(data['inputs'], data['data_samples'])
+        self.model.run_teacher(data['inputs'], data['data_samples'],
+                               full=full)
         self.model.teacher_recorders.reset()
 
     def teacher_full(self) -> None:
         """The teacher's whole recorded no-grad forward."""
-        data = self.voxelized
-        self.model.run_teacher(data['inputs'], data['data_samples'],
-                               full=True)
-        self.model.teacher_recorders.reset()
+        self.teacher_forward(full=True)
 
     def distill_step(self) -> None:
         """One full distillation training step."""

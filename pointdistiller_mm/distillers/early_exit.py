@@ -49,14 +49,13 @@ class EarlyExit:
     def __init__(self, model: nn.Module, recorders: RecorderManager,
                  enabled: bool = True) -> None:
         self.recorders = recorders
-        self.enabled = bool(enabled) and len(recorders) > 0
         self._modules = {
             name: (resolve_module(model, rec.source), rec.record)
             for name, rec in recorders.items()
         }
         keep_all = any(rec.keep_all for _, rec in recorders.items())
-        self.active: Optional[bool] = \
-            None if self.enabled and not keep_all else False
+        usable = enabled and len(recorders) > 0 and not keep_all
+        self.active: Optional[bool] = None if usable else False
         self.calls: Dict[str, int] = {}
 
     def __call__(self, forward: Callable[[], object]) -> None:

@@ -15,8 +15,9 @@
 # the teacher step took 13 s. The schedule below is 896 steps: at these
 # step times about 34 min for the teacher, 14 min for the student and
 # 20-22 min for PointDistiller, plus one validation (1.5 / 0.8 / 0.8 min);
-# on a machine about twice as slow per core the teacher's median step was
-# 4.4 s and the 8x student's 1.5 s (one thread each, side by side).
+# on a later machine, one thread each, the teacher's median step was 4.4 s
+# beside two other jobs, the 8x student's 0.82 s and PointDistiller's
+# 1.22 s beside each other only.
 _base_ = ['mmdet3d::point_rcnn/point-rcnn_8xb2_kitti-3d-3class.py']
 
 custom_imports = dict(
