@@ -17,9 +17,10 @@ idempotent and can be undone (see ``README.md`` in this folder):
   ``SegVFE`` and cylindrical voxelization).
 * ``mmcv_sparse_conv_cpu`` (:mod:`.mmcv_spconv_cpu`): mmcv's own sparse
   convolutions (``mmcv.ops.SubMConv3d``...) on CPU, rules from spconv 2.
-* ``pfn_layer_cpu`` (:mod:`.pfn_layer_cpu`): PointPillars' ``PFNLayer`` with
-  batch normalisation on contiguous rows (same function, about half of a
-  PointPillars training step faster on CPU).
+* ``pfn_layer_cpu`` (:mod:`.pfn_layer_cpu`): PointPillars' ``PFNLayer`` and
+  ``HardVFE``'s ``VFELayer`` with batch normalisation on contiguous rows
+  (same functions, about half of a PointPillars training step faster on
+  CPU).
 
 Importing this package is cheap: nothing is compiled until first use.
 """
