@@ -6,14 +6,17 @@ shapes of one demo PointRCNN training step, or whole training steps by part.
         [--threads 1] [--baseline OLD_point_ops_cpu.py] [--json OUT]
     python tools/analysis/bench_point_ops.py --step CONFIG [--steps 3]
         [--test-scans 0] [--threads 1] [--baseline OLD_point_ops_cpu.py]
-        [--cfg-options k=v ...] [--json OUT]
+        [--cfg-options k=v ...] [--without-patch pfn_layer_cpu]
+        [--json OUT]
 
 With ``--step CONFIG``: one warm-up and ``--steps`` training steps of
 CONFIG (a PointRCNN config or a distiller of PointRCNNs) on its own train
 data at batch 2, and ``--test-scans`` test scans, with the CPU time of the
 step, forward, backward, and of each model part and point op
 (:mod:`pointdistiller_mm.analysis.step_profile`); ``--baseline FILE`` runs
-them on FILE's point ops instead. CPU time is the figure to compare on a
+them on FILE's point ops instead, and ``--without-patch NAME`` lifts the
+named CPU patches of :mod:`pointdistiller_mm.compat` (for example
+``pfn_layer_cpu``) while they run. CPU time is the figure to compare on a
 shared machine (wall time grows with the load).
 
 Each case runs ``--repeat`` times (after one warm-up) and the median CPU
@@ -40,11 +43,14 @@ proposals are car-sized boxes around sampled points with random yaw.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
+import importlib
 import importlib.util
 import json
 import os
 import os.path as osp
+import pkgutil
 import statistics
 import sys
 import time
@@ -89,6 +95,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='timed test scans after the steps')
     g.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config settings, key=value')
+    g.add_argument('--without-patch', nargs='+', default=[], metavar='NAME',
+                   help='lift these CPU patches (modules of '
+                   'pointdistiller_mm.compat, e.g. pfn_layer_cpu) for the '
+                   'steps')
     return p.parse_args(argv)
 
 
@@ -220,6 +230,22 @@ def same(a: Any, b: Any) -> bool:
     return a.shape == b.shape and bool(torch.equal(a, b))
 
 
+def compat_module(name: str) -> Any:
+    """The CPU patch module ``pointdistiller_mm.compat.<name>``; a name
+    that is not one fails with the list of patch modules."""
+    import pointdistiller_mm.compat as compat
+    names = sorted(m.name for m in pkgutil.iter_modules(compat.__path__)
+                   if not m.name.startswith('_'))
+    if name not in names:
+        raise SystemExit(f'--without-patch: no CPU patch module {name!r}; '
+                         f'pointdistiller_mm.compat has: {", ".join(names)}')
+    module = importlib.import_module(f'pointdistiller_mm.compat.{name}')
+    if not hasattr(module, 'unpatched'):
+        raise SystemExit(f'--without-patch: {name} cannot be lifted (no '
+                         'unpatched() context)')
+    return module
+
+
 def profile_config(args: argparse.Namespace) -> Dict[str, Any]:
     """``--step``: training steps of a config by part."""
     from mmengine.registry import init_default_scope
@@ -240,16 +266,22 @@ def profile_config(args: argparse.Namespace) -> Dict[str, Any]:
         for n in saved:
             setattr(K, n, getattr(base, n))
     try:
-        result = profile_steps(cfg, steps=args.steps,
-                               test_scans=args.test_scans)
+        with contextlib.ExitStack() as lifted:
+            for name in args.without_patch:
+                lifted.enter_context(compat_module(name).unpatched())
+            result = profile_steps(cfg, steps=args.steps,
+                                   test_scans=args.test_scans)
     finally:
         for n, f in saved.items():
             setattr(K, n, f)
     result.update(config=args.step, threads=args.threads,
-                  baseline=args.baseline, cfg_options=args.cfg_options)
-    print(format_profile(result, '%s (%d thread(s)%s)' % (
+                  baseline=args.baseline, cfg_options=args.cfg_options,
+                  without_patch=args.without_patch)
+    print(format_profile(result, '%s (%d thread(s)%s%s)' % (
         args.step, args.threads,
-        ', point ops of ' + args.baseline if args.baseline else '')))
+        ', point ops of ' + args.baseline if args.baseline else '',
+        ', without ' + ' '.join(args.without_patch)
+        if args.without_patch else '')))
     return result
 
 
