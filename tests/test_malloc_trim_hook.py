@@ -42,3 +42,62 @@ def test_registered_and_in_pointrcnn_demo_configs():
                  'configs/demo/pointrcnn_8x_pointdistiller.py'):
         types = [h['type'] for h in Config.fromfile(path).custom_hooks]
         assert 'MallocTrimHook' in types, path
+
+
+def test_reuse_freed_sets_and_restores_mallopt(monkeypatch):
+    calls, trims = [], []
+    monkeypatch.setattr(malloc_trim_hook, '_MALLOPT',
+                        lambda param, value: calls.append((param, value)) or 1)
+    monkeypatch.setattr(malloc_trim_hook, 'malloc_trim',
+                        lambda: trims.append(1) or True)
+    hook = MallocTrimHook(interval=50, reuse_freed=True)
+    hook.before_run(None)
+    # M_MMAP_MAX (-4) 0: no mmap; M_TRIM_THRESHOLD (-1) INT_MAX: keep freed
+    assert calls == [(-4, 0), (-1, 2**31 - 1)]
+    hook.after_run(None)
+    # glibc's defaults back: 65536 mmaps, 128 KB trim threshold; one trim
+    assert calls[2:] == [(-4, 65536), (-1, 131072)]
+    assert trims == [1]
+    calls.clear()
+    plain = MallocTrimHook()
+    plain.before_run(None)
+    plain.after_run(None)
+    assert calls == []
+
+
+def test_heap_reuse_stops_page_faults_of_large_blocks():
+    resource = pytest.importorskip('resource')
+    torch = pytest.importorskip('torch')
+    if malloc_trim_hook._MALLOPT is None:
+        pytest.skip('no glibc mallopt here')
+
+    def faults_per_block():
+        # 64 MB: above glibc's largest mmap threshold (32 MB). The first
+        # blocks may land on pages an earlier trim gave back: warm up.
+        for _ in range(4):
+            torch.ones(16 * 2**20)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(4):
+            torch.ones(16 * 2**20)
+        return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt -
+                before) / 4
+
+    default = faults_per_block()
+    assert malloc_trim_hook.set_heap_reuse(True)
+    try:
+        reused = faults_per_block()
+    finally:
+        assert malloc_trim_hook.set_heap_reuse(False)
+        malloc_trim_hook.malloc_trim()
+    # 64 MB of fresh 4 KB pages is 16,384 faults per block by default
+    assert default > 8000
+    assert reused < 500
+
+
+def test_demo_configs_reuse_the_heap():
+    for path in ('configs/demo/pointpillars_teacher.py',
+                 'configs/demo/pointpillars_4x_pointdistiller_bev.py',
+                 'configs/demo/pointpillars_nus_2x_pointdistiller.py',
+                 'configs/demo/second_4x_pointdistiller.py'):
+        heap = Config.fromfile(path).default_hooks.heap
+        assert heap.type == 'MallocTrimHook' and heap.reuse_freed, path

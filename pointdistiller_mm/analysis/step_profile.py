@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import resource
 import time
 from typing import Any, Callable, Dict, List, Optional
 
@@ -132,6 +133,13 @@ def profile_steps(cfg: Any, steps: int = 3, test_scans: int = 0,
     return result
 
 
+def _thread_usage() -> Any:
+    """``getrusage`` of the calling thread (of the process where the
+    platform has no per-thread figures)."""
+    who = getattr(resource, 'RUSAGE_THREAD', resource.RUSAGE_SELF)
+    return resource.getrusage(who)
+
+
 def _run(model: Any, optim: Any, batches: Any, timer: _PartTimer,
          steps: int) -> Dict[str, Any]:
     rows = []
@@ -140,6 +148,7 @@ def _run(model: Any, optim: Any, batches: Any, timer: _PartTimer,
         if i == 1:
             timer.times.clear()
         wall, cpu = time.perf_counter(), time.thread_time()
+        usage = _thread_usage()
         data = model.data_preprocessor(batch, True)
         with optim.optim_context(model):
             losses = model._run_forward(data, mode='loss')
@@ -150,10 +159,13 @@ def _run(model: Any, optim: Any, batches: Any, timer: _PartTimer,
         optim.step()
         optim.zero_grad()
         end = time.thread_time()
+        done = _thread_usage()
         if i:
             rows.append(dict(wall=time.perf_counter() - wall,
                              cpu=end - cpu, forward=fwd - cpu,
-                             backward=bwd - fwd, optim=end - bwd))
+                             backward=bwd - fwd, optim=end - bwd,
+                             system=done.ru_stime - usage.ru_stime,
+                             minor_faults=done.ru_minflt - usage.ru_minflt))
     n = max(len(rows), 1)
     return dict(step={k: sum(r[k] for r in rows) / n for k in rows[0]},
                 steps=rows,
@@ -188,9 +200,10 @@ def format_profile(result: Dict[str, Any],
     lines = [title] if title else []
     lines.append(
         'training step (mean of %d): CPU %.2f s (forward %.2f, backward '
-        '%.2f, optimiser %.2f), wall %.2f s' %
+        '%.2f, optimiser %.2f; system %.2f), wall %.2f s, %d minor page '
+        'faults' %
         (len(result['steps']), s['cpu'], s['forward'], s['backward'],
-         s['optim'], s['wall']))
+         s['optim'], s['system'], s['wall'], s['minor_faults']))
     lines += ['  %-36s %7.3f s' % kv for kv in result['parts'].items()]
     if 'test' in result:
         t = result['test']

@@ -11,6 +11,22 @@ kept the process at 624-691 MB where it grew from 1,108 to 1,506 MB without
 instead (``MALLOC_MMAP_THRESHOLD_``) also stops the growth but made the
 PointPillars teacher's step 40-50 % slower (page faults on every large
 tensor).
+
+The opposite problem: by default glibc serves every block above its mmap
+threshold (at most 32 MB) with a fresh ``mmap`` and unmaps it on free, so a
+step that allocates large tensors pays a page fault for each of their 4 KB
+pages, every step. ``reuse_freed=True`` makes glibc serve those blocks from
+the heap and keep freed memory until the next trim (``mallopt(M_MMAP_MAX,
+0)``, ``mallopt(M_TRIM_THRESHOLD, INT_MAX)``). One thread, CPU time per
+training step (``python tools/analysis/bench_point_ops.py --step CONFIG
+--steps 8``, with and without ``--heap-reuse``, two other jobs on the
+machine): nuScenes demo 2x student (16,000 pillars x 32 points x up to 128
+channels) 1.74 s -> 1.20 s, system time 0.56 s -> 0.02 s, 238,421 -> 6,957
+minor page faults; KITTI demo teacher 0.70 s -> 0.63 s (system 0.07 s ->
+0.00 s). The process keeps more memory: in a plain training loop, 1.8 GB
+resident instead of 0.9 GB (nuScenes 2x student, flat over 56 steps), 1.1
+instead of 0.9 GB (KITTI teacher), 2.2 instead of 1.2 GB (SECOND 4x
+student). The trims every ``interval`` steps bound what the heap keeps.
 """
 from __future__ import annotations
 
@@ -21,23 +37,31 @@ from typing import Callable, Optional
 from mmengine.hooks import Hook
 from mmdet3d.registry import HOOKS
 
-__all__ = ['MallocTrimHook', 'malloc_trim']
+__all__ = ['MallocTrimHook', 'malloc_trim', 'set_heap_reuse']
+
+# mallopt(3) parameters and glibc's defaults for them
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+_DEFAULT_TRIM_THRESHOLD = 128 * 1024
+_DEFAULT_MMAP_MAX = 65536
+_INT_MAX = 2**31 - 1
 
 
-def _find_malloc_trim() -> Optional[Callable[[int], int]]:
-    name = ctypes.util.find_library('c')
-    if name is None:
+def _find_libc_function(name: str, argtypes: list) -> Optional[Callable]:
+    lib = ctypes.util.find_library('c')
+    if lib is None:
         return None
     try:
-        fn = ctypes.CDLL(name).malloc_trim
+        fn = getattr(ctypes.CDLL(lib), name)
     except (OSError, AttributeError):  # not glibc (musl, macOS)
         return None
-    fn.argtypes = [ctypes.c_size_t]
+    fn.argtypes = argtypes
     fn.restype = ctypes.c_int
     return fn
 
 
-_MALLOC_TRIM = _find_malloc_trim()
+_MALLOC_TRIM = _find_libc_function('malloc_trim', [ctypes.c_size_t])
+_MALLOPT = _find_libc_function('mallopt', [ctypes.c_int, ctypes.c_int])
 
 
 def malloc_trim() -> bool:
@@ -48,6 +72,21 @@ def malloc_trim() -> bool:
     return bool(_MALLOC_TRIM(0))
 
 
+def set_heap_reuse(enabled: bool) -> bool:
+    """Serve large blocks from the heap and keep freed memory (``enabled``),
+    or go back to glibc's defaults (mmap above the threshold, trim above
+    128 KB free at the top). Returns whether glibc took the settings (False
+    without ``mallopt``)."""
+    if _MALLOPT is None:
+        return False
+    if enabled:
+        values = (0, _INT_MAX)
+    else:
+        values = (_DEFAULT_MMAP_MAX, _DEFAULT_TRIM_THRESHOLD)
+    return bool(_MALLOPT(_M_MMAP_MAX, values[0])) and bool(
+        _MALLOPT(_M_TRIM_THRESHOLD, values[1]))
+
+
 @HOOKS.register_module()
 class MallocTrimHook(Hook):
     """Call ``malloc_trim(0)`` every ``interval`` training iterations and
@@ -55,14 +94,27 @@ class MallocTrimHook(Hook):
 
     Args:
         interval: Training iterations between two calls.
+        reuse_freed: For the run, serve large blocks from the heap and keep
+            freed memory between the trims (:func:`set_heap_reuse`); glibc's
+            defaults come back after the run.
     """
 
     priority = 'VERY_LOW'
 
-    def __init__(self, interval: int = 10) -> None:
+    def __init__(self, interval: int = 10, reuse_freed: bool = False) -> None:
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')
         self.interval = interval
+        self.reuse_freed = reuse_freed
+
+    def before_run(self, runner) -> None:
+        if self.reuse_freed:
+            set_heap_reuse(True)
+
+    def after_run(self, runner) -> None:
+        if self.reuse_freed:
+            set_heap_reuse(False)
+            malloc_trim()
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:

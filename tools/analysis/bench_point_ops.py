@@ -7,7 +7,7 @@ shapes of one demo PointRCNN training step, or whole training steps by part.
     python tools/analysis/bench_point_ops.py --step CONFIG [--steps 3]
         [--test-scans 0] [--threads 1] [--baseline OLD_point_ops_cpu.py]
         [--cfg-options k=v ...] [--without-patch pfn_layer_cpu]
-        [--json OUT]
+        [--heap-reuse] [--json OUT]
 
 With ``--step CONFIG``: one warm-up and ``--steps`` training steps of
 CONFIG (a PointRCNN config or a distiller of PointRCNNs) on its own train
@@ -16,8 +16,9 @@ step, forward, backward, and of each model part and point op
 (:mod:`pointdistiller_mm.analysis.step_profile`); ``--baseline FILE`` runs
 them on FILE's point ops instead, and ``--without-patch NAME`` lifts the
 named CPU patches of :mod:`pointdistiller_mm.compat` (for example
-``pfn_layer_cpu``) while they run. CPU time is the figure to compare on a
-shared machine (wall time grows with the load).
+``pfn_layer_cpu``) while they run; ``--heap-reuse`` runs them with
+``MallocTrimHook(reuse_freed=True)``'s allocator settings. CPU time is the
+figure to compare on a shared machine (wall time grows with the load).
 
 Each case runs ``--repeat`` times (after one warm-up) and the median CPU
 time (seconds, all threads of the process) is printed for:
@@ -95,6 +96,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='timed test scans after the steps')
     g.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config settings, key=value')
+    g.add_argument('--heap-reuse', action='store_true',
+                   help="serve large blocks from glibc's heap and keep freed "
+                   'memory during the steps (MallocTrimHook(reuse_freed='
+                   'True))')
     g.add_argument('--without-patch', nargs='+', default=[], metavar='NAME',
                    help='lift these CPU patches (modules of '
                    'pointdistiller_mm.compat, e.g. pfn_layer_cpu) for the '
@@ -253,6 +258,7 @@ def profile_config(args: argparse.Namespace) -> Dict[str, Any]:
     import pointdistiller_mm  # noqa: F401  (CPU patches)
     from pointdistiller_mm.analysis.step_profile import (
         format_profile, profile_steps)
+    from pointdistiller_mm.hooks.malloc_trim_hook import set_heap_reuse
     from pointdistiller_mm.utils import check_cfg_options, load_config
     cfg = load_config(args.step)
     if args.cfg_options:
@@ -269,6 +275,9 @@ def profile_config(args: argparse.Namespace) -> Dict[str, Any]:
         with contextlib.ExitStack() as lifted:
             for name in args.without_patch:
                 lifted.enter_context(compat_module(name).unpatched())
+            if args.heap_reuse:
+                set_heap_reuse(True)
+                lifted.callback(set_heap_reuse, False)
             result = profile_steps(cfg, steps=args.steps,
                                    test_scans=args.test_scans)
     finally:
@@ -276,10 +285,12 @@ def profile_config(args: argparse.Namespace) -> Dict[str, Any]:
             setattr(K, n, f)
     result.update(config=args.step, threads=args.threads,
                   baseline=args.baseline, cfg_options=args.cfg_options,
-                  without_patch=args.without_patch)
-    print(format_profile(result, '%s (%d thread(s)%s%s)' % (
+                  without_patch=args.without_patch,
+                  heap_reuse=args.heap_reuse)
+    print(format_profile(result, '%s (%d thread(s)%s%s%s)' % (
         args.step, args.threads,
         ', point ops of ' + args.baseline if args.baseline else '',
+        ', heap reuse' if args.heap_reuse else '',
         ', without ' + ' '.join(args.without_patch)
         if args.without_patch else '')))
     return result
