@@ -1,5 +1,7 @@
 """MallocTrimHook: glibc's malloc_trim every `interval` training iterations
 and after validation / test; registered for configs."""
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -65,30 +67,36 @@ def test_reuse_freed_sets_and_restores_mallopt(monkeypatch):
     assert calls == []
 
 
+_FAULTS_SCRIPT = """
+import resource, torch
+from pointdistiller_mm.hooks import malloc_trim_hook as m
+
+def faults_per_block():
+    # 64 MB: above glibc's largest mmap threshold (32 MB); warm up first
+    for _ in range(4):
+        torch.ones(16 * 2**20)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(4):
+        torch.ones(16 * 2**20)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4
+
+default = faults_per_block()
+assert m.set_heap_reuse(True)
+reused = faults_per_block()
+print(default, reused)
+"""
+
+
 def test_heap_reuse_stops_page_faults_of_large_blocks():
-    resource = pytest.importorskip('resource')
-    torch = pytest.importorskip('torch')
+    # in a fresh process: a long-lived test process's heap holds pages that
+    # earlier trims gave back, which the first reused blocks fault in again
+    pytest.importorskip('resource')
     if malloc_trim_hook._MALLOPT is None:
         pytest.skip('no glibc mallopt here')
-
-    def faults_per_block():
-        # 64 MB: above glibc's largest mmap threshold (32 MB). The first
-        # blocks may land on pages an earlier trim gave back: warm up.
-        for _ in range(4):
-            torch.ones(16 * 2**20)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        for _ in range(4):
-            torch.ones(16 * 2**20)
-        return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt -
-                before) / 4
-
-    default = faults_per_block()
-    assert malloc_trim_hook.set_heap_reuse(True)
-    try:
-        reused = faults_per_block()
-    finally:
-        assert malloc_trim_hook.set_heap_reuse(False)
-        malloc_trim_hook.malloc_trim()
+    out = subprocess.run([sys.executable, '-c', _FAULTS_SCRIPT],
+                         capture_output=True, text=True, check=True,
+                         timeout=120).stdout.split()
+    default, reused = float(out[-2]), float(out[-1])
     # 64 MB of fresh 4 KB pages is 16,384 faults per block by default
     assert default > 8000
     assert reused < 500
