@@ -96,7 +96,8 @@ class MallocTrimHook(Hook):
         interval: Training iterations between two calls.
         reuse_freed: For the run, serve large blocks from the heap and keep
             freed memory between the trims (:func:`set_heap_reuse`); glibc's
-            defaults come back after the run.
+            defaults come back after the run (not after a run that ends in
+            an exception: mmengine calls no hook then).
     """
 
     priority = 'VERY_LOW'
