@@ -87,11 +87,10 @@ def test_vfe_rows_forward_matches_mmdet3d(max_out, cat_max, norm):
 
 
 def test_applied_on_cpu_and_removable():
-    from mmdet3d.models.voxel_encoders.utils import PFNLayer
+    from mmdet3d.models.voxel_encoders.utils import PFNLayer, VFELayer
     if torch.cuda.is_available():
         pytest.skip('the patch is for CPU-only machines')
     assert 'pfn_layer_cpu' in pointdistiller_mm.CPU_PATCHES
-    from mmdet3d.models.voxel_encoders.utils import VFELayer
     assert PFNLayer.forward is pfn_layer_cpu.pfn_forward
     assert VFELayer.forward is pfn_layer_cpu.vfe_forward
     with pfn_layer_cpu.unpatched():

@@ -29,7 +29,14 @@ from __future__ import annotations
 import sys
 from typing import List
 
-__all__ = ['apply_cpu_patches', 'remove_cpu_patches', 'applied_cpu_patches']
+__all__ = ['apply_cpu_patches', 'remove_cpu_patches', 'applied_cpu_patches',
+           'PATCH_MODULES']
+
+# Modules of this package that each hold one patch (``apply``, ``remove``,
+# ``is_applied``, ``PATCH_NAME``, ``patched`` / ``unpatched``).
+PATCH_MODULES = ('spconv_cpu', 'kitti_rotate_iou', 'minkunet_cpu',
+                 'mmcv_point_ops', 'dynamic_scatter_cpu', 'mmcv_spconv_cpu',
+                 'pfn_layer_cpu')
 
 
 def _cuda_available() -> bool:
@@ -60,9 +67,7 @@ def apply_cpu_patches() -> List[str]:
 def applied_cpu_patches() -> List[str]:
     """Names of the CPU patches currently in effect."""
     names = []
-    for module_name in ('spconv_cpu', 'kitti_rotate_iou', 'minkunet_cpu',
-                        'mmcv_point_ops', 'dynamic_scatter_cpu',
-                        'mmcv_spconv_cpu', 'pfn_layer_cpu'):
+    for module_name in PATCH_MODULES:
         module = sys.modules.get(f'{__name__}.{module_name}')
         if module is not None and module.is_applied():
             names.append(module.PATCH_NAME)
@@ -71,9 +76,7 @@ def applied_cpu_patches() -> List[str]:
 
 def remove_cpu_patches() -> None:
     """Undo every CPU patch applied by :func:`apply_cpu_patches`."""
-    for module_name in ('spconv_cpu', 'kitti_rotate_iou', 'minkunet_cpu',
-                        'mmcv_point_ops', 'dynamic_scatter_cpu',
-                        'mmcv_spconv_cpu', 'pfn_layer_cpu'):
+    for module_name in PATCH_MODULES:
         module = sys.modules.get(f'{__name__}.{module_name}')
         if module is not None:
             module.remove()

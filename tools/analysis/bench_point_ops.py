@@ -51,7 +51,6 @@ import importlib.util
 import json
 import os
 import os.path as osp
-import pkgutil
 import statistics
 import sys
 import time
@@ -238,17 +237,12 @@ def same(a: Any, b: Any) -> bool:
 def compat_module(name: str) -> Any:
     """The CPU patch module ``pointdistiller_mm.compat.<name>``; a name
     that is not one fails with the list of patch modules."""
-    import pointdistiller_mm.compat as compat
-    names = sorted(m.name for m in pkgutil.iter_modules(compat.__path__)
-                   if not m.name.startswith('_'))
-    if name not in names:
+    from pointdistiller_mm.compat import PATCH_MODULES
+    if name not in PATCH_MODULES:
         raise SystemExit(f'--without-patch: no CPU patch module {name!r}; '
-                         f'pointdistiller_mm.compat has: {", ".join(names)}')
-    module = importlib.import_module(f'pointdistiller_mm.compat.{name}')
-    if not hasattr(module, 'unpatched'):
-        raise SystemExit(f'--without-patch: {name} cannot be lifted (no '
-                         'unpatched() context)')
-    return module
+                         'pointdistiller_mm.compat has: '
+                         f'{", ".join(PATCH_MODULES)}')
+    return importlib.import_module(f'pointdistiller_mm.compat.{name}')
 
 
 def profile_config(args: argparse.Namespace) -> Dict[str, Any]:
