@@ -3,7 +3,8 @@ sizes and reports every figure (no timing thresholds: this is a smoke test
 of the tool, not a benchmark)."""
 import json
 
-from pointdistiller_mm.analysis.distill_bench import (local_teacher_checkpoint,
+from pointdistiller_mm.analysis.distill_bench import (judged_ratio,
+                                                      local_teacher_checkpoint,
                                                       overhead_ratio)
 from tests.conftest import run_tool
 
@@ -42,6 +43,8 @@ def test_benchmark_distill_reports_all_figures(tmp_path):
         for field in ('median_s', 'mean_s', 'cpu_median_s', 'peak_mib'):
             assert step[field] > 0, (phase, field, step[field])
     assert r['overhead_ratio'] > 0 and r['overhead_ratio_cpu'] > 0
+    assert r['concurrent_teacher'] is False
+    assert 'target <= 1.10' in text and ' on medians; ' in text
     assert r['full_teacher_ratio'] > 0
     assert r['steps']['distill_step']['kd_forward_median_s'] > 0
     assert r['distill_terms']['pillars']['num_samples'] == 1000
@@ -57,6 +60,16 @@ def test_benchmark_distill_reports_all_figures(tmp_path):
         for field in ('time_s', 'cpu_s', 'peak_mib', 'bytes_per_edge',
                       'sampled'):
             assert case[field] > 0, (case['n'], case['k'], field)
+
+
+def test_concurrent_teacher_is_judged_on_cpu_time():
+    """With the teacher in a second thread the wall-time ratio counts one
+    core's time only; the verdict uses the CPU-time ratio then."""
+    r = dict(overhead_ratio=0.91, overhead_ratio_cpu=1.20)
+    assert judged_ratio(r) == 0.91
+    assert judged_ratio(dict(r, concurrent_teacher=False)) == 0.91
+    assert judged_ratio(dict(r, concurrent_teacher=True)) == 1.20
+    assert overhead_ratio(1.2, 0.7, 0.3) == 1.2
 
 
 def test_teacher_checkpoint_urls_are_never_local(tmp_path):

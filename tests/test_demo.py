@@ -464,8 +464,10 @@ def test_the_two_students_train_side_by_side(tmp_path, monkeypatch):
                                                           'distill')
     runs = {c[0]: c for c in calls}
     assert runs['distill'][1] == 1 and runs['student'][1] == 1
+    # one thread each: the distillation run's teacher gets its own thread
     assert runs['distill'][2] == [
-        f'model.teacher.checkpoint={demo._arg(_Teacher.checkpoint)}']
+        f'model.teacher.checkpoint={demo._arg(_Teacher.checkpoint)}',
+        'model.concurrent_teacher=True']
     # the two runs overlap in time
     assert runs['distill'][3] < runs['student'][4]
     assert runs['student'][3] < runs['distill'][4]
@@ -479,3 +481,6 @@ def test_sequential_students_use_all_cores(tmp_path, monkeypatch):
     assert [(c[0], c[1]) for c in calls] == [('student', None),
                                              ('distill', None)]
     assert calls[0][4] <= calls[1][3]
+    # all cores for one run: its teacher stays in the run's thread
+    assert calls[1][2] == [
+        f'model.teacher.checkpoint={demo._arg(_Teacher.checkpoint)}']

@@ -211,6 +211,22 @@ def test_same_seed_same_bytes(tmp_path):
         create_demo_kitti(str(tmp_path / 'a'), seed=3, **kw)
 
 
+def test_worker_processes_write_the_same_bytes(tmp_path):
+    """Frames simulated in two worker processes equal the serial ones
+    (labels counted and points averaged the same too)."""
+    kw = dict(num_train=3, num_val=2, num_test=1, seed=3, convert=False,
+              verbose=False, empty_frames=(1, ))
+    serial = create_demo_kitti(str(tmp_path / 'a'), workers=1, **kw)
+    pooled = create_demo_kitti(str(tmp_path / 'b'), workers=2, **kw)
+    a, b = _files(tmp_path / 'a'), _files(tmp_path / 'b')
+    # 5 labelled frames x 4 files, 1 test frame x 3, 3 ImageSets lists
+    assert len(a) == 5 * 4 + 3 + 3
+    assert a == b
+    assert serial['labels'] == pooled['labels']
+    assert serial['labels']  # some objects were labelled
+    assert serial['mean_points'] == pooled['mean_points']
+
+
 def test_converter_import_keeps_repo_tools(monkeypatch):
     """mmdet3d's converters load although this repo has its own `tools`."""
     monkeypatch.syspath_prepend(str(REPO))

@@ -73,7 +73,7 @@ import pointdistiller_mm  # noqa: E402,F401  (registers modules, CPU patches)
 from pointdistiller_mm.analysis.bench_data import (  # noqa: E402
     batch_summary, dataloader_batch, synthetic_batch)
 from pointdistiller_mm.analysis.distill_bench import (  # noqa: E402
-    PHASES, StepBenchmark, build_distiller, overhead_ratio)
+    PHASES, StepBenchmark, build_distiller, judged_ratio, overhead_ratio)
 from pointdistiller_mm.analysis.kd_block import (  # noqa: E402
     KDBlockCase, kd_table_header, run_kd_cases)
 from pointdistiller_mm.analysis.kd_profile import (  # noqa: E402
@@ -251,9 +251,10 @@ def run_steps(cfg: Any, args: argparse.Namespace, device: str,
         kd_overhead_s=med['distill_step'] - med['student_step'] -
         med['teacher_forward'],
         memory_method=memory['distill_step']['method'],
-        target_ratio=TARGET_RATIO)
+        target_ratio=TARGET_RATIO,
+        concurrent_teacher=bool(getattr(model, 'concurrent_teacher', False)))
     if args.profile == 'always' or (args.profile == 'auto' and
-                                    result['overhead_ratio'] > TARGET_RATIO):
+                                    judged_ratio(result) > TARGET_RATIO):
         result['profile'] = profile_terms(model, batch)
     bench.close()
     return result
@@ -364,14 +365,15 @@ def format_steps(r: Dict[str, Any]) -> List[str]:
                  f"{'':>30}" + (f'  (distill - student - teacher; KD loss '
                                 f'forward alone {kd_fwd:.3f} s)'
                                 if kd_fwd is not None else ''))
-    met = 'met' if r['overhead_ratio'] <= r['target_ratio'] else 'NOT met'
+    met = 'met' if judged_ratio(r) <= r['target_ratio'] else 'NOT met'
+    judged = 'CPU time' if r.get('concurrent_teacher') else 'medians'
     mem = {p: r['steps'][p]['peak_mib'] for p in PHASES}
     lines += [
         '',
         f"overhead_ratio = distill_step / (student_step + teacher_forward) "
         f"= {r['overhead_ratio']:.3f}  (target <= {r['target_ratio']:.2f}: "
-        f'{met}; medians; from means {r["overhead_ratio_mean"]:.3f}, from '
-        f'CPU time {r["overhead_ratio_cpu"]:.3f})',
+        f'{met} on {judged}; from means {r["overhead_ratio_mean"]:.3f}, '
+        f'from CPU time {r["overhead_ratio_cpu"]:.3f})',
         f"full_teacher_ratio = distill_step / (student_step + teacher_full) "
         f"= {r['full_teacher_ratio']:.3f}  (the teacher's layers after the "
         'last recorded module are skipped in training)',
@@ -381,6 +383,11 @@ def format_steps(r: Dict[str, Any]) -> List[str]:
         f"{mem['distill_step'] - mem['student_step']:+.1f})",
         f"memory:     {memory_method_note(r['memory_method'])}",
     ]
+    if r.get('concurrent_teacher'):
+        lines.append(
+            'concurrent teacher: the distillation step runs the teacher in '
+            'a second thread, so its wall time (the medians) uses a second '
+            'core; the target is judged on CPU time')
     return lines
 
 

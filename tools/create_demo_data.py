@@ -28,6 +28,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import os
 import os.path as osp
 import sys
 import time
@@ -97,6 +98,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--overwrite',
                         action='store_true',
                         help='replace a data set already in --out-dir')
+    parser.add_argument('--workers',
+                        type=int,
+                        default=None,
+                        help='--dataset kitti: processes that simulate the '
+                        'frames (default: the number of CPUs; the files do '
+                        'not depend on it)')
     nus = parser.add_argument_group('--dataset nuscenes')
     nus.add_argument('--samples-per-scene', type=int, default=10,
                      help='keyframes (2 Hz) per scene')
@@ -224,7 +231,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                             image_mode=args.image_mode,
                             convert=not args.no_convert,
                             info_prefix=args.extra_tag,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite,
+                            workers=args.workers or os.cpu_count() or 1)
     total = time.perf_counter() - t0
     labels = ', '.join(f'{k} {v}' for k, v in res['labels'].items())
     print('\n=== synthetic KITTI data set ===')

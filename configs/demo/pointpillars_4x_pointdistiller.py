@@ -13,6 +13,10 @@ model = dict(
     type='Distiller3D',
     student={{_base_.model}},
     teacher=dict(config=teacher_config, checkpoint=teacher_checkpoint),
+    # True: the teacher's forward runs in a second thread beside the
+    # student's (same results; faster with OMP_NUM_THREADS=1 and a spare
+    # core: tools/demo.py sets it for its one-thread distillation run)
+    concurrent_teacher=False,
     student_recorders=dict(pillars=dict(source='voxel_encoder')),
     teacher_recorders=dict(pillars=dict(source='voxel_encoder')),
     distill_terms=dict(

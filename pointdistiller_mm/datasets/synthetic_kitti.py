@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
+import multiprocessing
 import os
 import os.path as osp
 import shutil
@@ -1043,6 +1044,54 @@ def _frame_rng(seed: int, training: bool, idx: int) -> np.random.Generator:
                                 int(idx)]))
 
 
+class _FrameWriter:
+    """Simulates and writes one frame of :func:`create_demo_kitti`
+    (picklable, so that worker processes can run it); returns the number
+    of points and the class names of the frame's labels."""
+
+    def __init__(self, root: str, seed: int, scene_cfg: SceneConfig,
+                 lidar_cfg: Optional[LidarConfig], calib: KittiCalibration,
+                 image_mode: str) -> None:
+        self.root, self.seed, self.scene_cfg = root, seed, scene_cfg
+        self.lidar_cfg, self.calib, self.image_mode = (lidar_cfg, calib,
+                                                       image_mode)
+        self._sim: Optional[LidarSimulator] = None
+
+    def __call__(self, job: Tuple[str, bool, int, bool]
+                 ) -> Tuple[int, List[str]]:
+        _, training, idx, empty = job
+        if self._sim is None:
+            self._sim = LidarSimulator(self.lidar_cfg)
+        _, scan, labels = simulate_frame(_frame_rng(self.seed, training, idx),
+                                         self.scene_cfg,
+                                         calib=self.calib,
+                                         empty=empty,
+                                         simulator=self._sim)
+        write_frame(self.root,
+                    idx,
+                    scan.points,
+                    self.calib,
+                    labels if training else None,
+                    training=training,
+                    image_mode=self.image_mode,
+                    decimals=self.scene_cfg.label_decimals)
+        return len(scan.points), [lab.name for lab in labels]
+
+
+@contextlib.contextmanager
+def _frame_pool(workers: int, num_frames: int):
+    """A process pool for the frames, or None for ``workers <= 1``."""
+    workers = min(int(workers), num_frames)
+    if workers <= 1:
+        yield None
+        return
+    ctx = multiprocessing.get_context(
+        'fork' if 'fork' in multiprocessing.get_all_start_methods()
+        else 'spawn')
+    with ctx.Pool(workers) as pool:
+        yield pool
+
+
 def create_demo_kitti(out_dir: str = 'data/demo_kitti',
                       num_train: int = 64,
                       num_val: int = 32,
@@ -1056,7 +1105,8 @@ def create_demo_kitti(out_dir: str = 'data/demo_kitti',
                       convert: bool = True,
                       info_prefix: str = 'kitti',
                       overwrite: bool = False,
-                      verbose: bool = True) -> Dict[str, object]:
+                      verbose: bool = True,
+                      workers: int = 1) -> Dict[str, object]:
     """Generate a synthetic KITTI-format data set and convert it.
 
     Training frames get ids ``0 .. num_train-1`` (``ImageSets/train.txt``),
@@ -1076,6 +1126,9 @@ def create_demo_kitti(out_dir: str = 'data/demo_kitti',
         info_prefix: Prefix of info files (``--extra-tag``).
         overwrite: Replace a previous data set in ``out_dir``.
         verbose: Print progress and the converter's output.
+        workers: Processes that simulate and write frames (each frame
+            depends only on its own seed, so the files are the same for
+            any number).
 
     Returns:
         A dict with ``out_dir``, frame counts, ``labels`` per class
@@ -1110,37 +1163,26 @@ def create_demo_kitti(out_dir: str = 'data/demo_kitti',
         (out / 'ImageSets' / f'{name}.txt').write_text(''.join(f'{i:06d}\n'
                                                                for i in ids))
 
-    sim = LidarSimulator(lidar_cfg)
+    jobs = [(name, training, idx, training and idx in empty)
+            for name, training, ids in splits for idx in ids]
+    frame = _FrameWriter(str(out), seed, scene_cfg, lidar_cfg, calib,
+                         image_mode)
     label_counts: Dict[str, int] = {}
     n_points: List[int] = []
-    total = num_train + num_val + num_test
-    done = 0
+    total = len(jobs)
     t0 = time.perf_counter()
-    for name, training, ids in splits:
-        for idx in ids:
-            _, scan, labels = simulate_frame(_frame_rng(seed, training, idx),
-                                             scene_cfg,
-                                             calib=calib,
-                                             empty=training and idx in empty,
-                                             simulator=sim)
-            write_frame(str(out),
-                        idx,
-                        scan.points,
-                        calib,
-                        labels if training else None,
-                        training=training,
-                        image_mode=image_mode,
-                        decimals=scene_cfg.label_decimals)
-            n_points.append(len(scan.points))
-            if training:
-                for lab in labels:
-                    label_counts[lab.name] = label_counts.get(lab.name, 0) + 1
-            done += 1
+    with _frame_pool(workers, total) as pool:
+        results = pool.imap(frame, jobs) if pool else map(frame, jobs)
+        for done, ((name, training, idx, _), (n, names)) in enumerate(
+                zip(jobs, results), 1):
+            n_points.append(n)
+            for lab in names if training else ():
+                label_counts[lab] = label_counts.get(lab, 0) + 1
             if verbose and (done == total or done % max(1, total // 16) == 0):
                 el = time.perf_counter() - t0
                 print(
                     f'[{done}/{total}] {name} {idx:06d}: '
-                    f'{len(scan.points)} points, {len(labels)} labels '
+                    f'{n} points, {len(names)} labels '
                     f'({el:.1f} s)',
                     flush=True)
     t_gen = time.perf_counter() - t0

@@ -334,9 +334,16 @@ def train_students(demo: Demo, settings: DemoSettings,
                    teacher: RunInfo) -> tuple:
     """Stages 3 and 4: the plain student and the student distilled from
     ``teacher``, side by side on half the cores each where the machine has
-    two or more (:func:`stage_threads`); returns ``(student, distill)``."""
+    two or more (:func:`stage_threads`); returns ``(student, distill)``.
+    With one thread for the distillation run its teacher forward runs in
+    a thread of its own (``model.concurrent_teacher=True``)."""
     extra = [f'model.teacher.checkpoint={demo._arg(teacher.checkpoint)}']
     split = stage_threads(settings)
+    if split is not None and split[0] == 1:
+        # one intra-op thread: the teacher's forward gets a thread of its
+        # own beside the student's (same results, see Distiller3D); it
+        # uses the core the plain student leaves when it finishes first
+        extra.append('model.concurrent_teacher=True')
     if split is None:
         demo.banner('3/5 4x student alone')
         student = demo.train('student', settings.student_config)
