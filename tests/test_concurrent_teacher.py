@@ -58,18 +58,26 @@ def test_the_callers_exception_wins_and_the_thread_is_joined():
     assert done.is_set()
 
 
-def test_grad_mode_and_autocast_follow_the_caller():
+def test_grad_mode_autocast_and_threads_follow_the_caller():
     state = {}
 
     def fn():
+        state['threads'] = torch.get_num_threads()
         state['grad'] = torch.is_grad_enabled()
         state['autocast'] = torch.is_autocast_enabled('cpu')
         state['dtype'] = torch.get_autocast_dtype('cpu')
 
-    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
-        with BackgroundCall(fn):
-            pass
-    assert state == dict(grad=False, autocast=True, dtype=torch.bfloat16)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+            with BackgroundCall(fn):
+                pass
+    finally:
+        torch.set_num_threads(threads)
+    # intra-op threads: torch's setting, not the thread's OpenMP default
+    assert state == dict(threads=1, grad=False, autocast=True,
+                         dtype=torch.bfloat16)
     with BackgroundCall(fn):
         pass
     assert state['grad'] is True and state['autocast'] is False
