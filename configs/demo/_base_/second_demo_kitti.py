@@ -98,20 +98,17 @@ test_evaluator = val_evaluator
 
 # AdamW and gradient clipping (max norm 10) come from mmdet3d's cyclic-40e
 optim_wrapper = dict(optimizer=dict(lr=lr))
-# mmdet3d's cyclic schedule, scaled to epoch_num
+# Linear warm-up, then cosine decay to 1 % of lr, momentum constant.
+# mmdet3d's cyclic schedule (up to ten times lr, then down) squeezed into
+# these 384 steps left the teacher without skill (moderate AP40 Car BEV
+# 0.23; loss flat at about 2.7 while the learning rate was near its 0.018
+# peak), as it did for the demo PointRCNN.
+warmup_iters = 64
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=epoch_num * 0.4, eta_min=lr * 10,
-         begin=0, end=epoch_num * 0.4, by_epoch=True,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=epoch_num * 0.6, eta_min=lr * 1e-4,
-         begin=epoch_num * 0.4, end=epoch_num * 1, by_epoch=True,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingMomentum', T_max=epoch_num * 0.4,
-         eta_min=0.85 / 0.95, begin=0, end=epoch_num * 0.4, by_epoch=True,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingMomentum', T_max=epoch_num * 0.6, eta_min=1,
-         begin=epoch_num * 0.4, end=epoch_num * 1, by_epoch=True,
-         convert_to_iter_based=True)
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+         end=warmup_iters),
+    dict(type='CosineAnnealingLR', T_max=epoch_num, eta_min=lr * 0.01,
+         begin=0, end=epoch_num, by_epoch=True, convert_to_iter_based=True)
 ]
 train_cfg = dict(by_epoch=True, max_epochs=epoch_num, val_interval=epoch_num)
 
