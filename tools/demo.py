@@ -11,9 +11,10 @@ the same schedule and seed, and writes a comparison table
 
 The teacher trains on all cores; then the plain and the distilled student,
 which need only the teacher, train side by side on half the cores each
-(``--sequential``: one after the other on all cores). ``--quick``
-runs the same stages on a tiny data set for a couple of epochs (a few
-minutes). See README.md for the measured times.
+(with one thread, the distilled run computes its teacher's forward in a
+second thread; ``--sequential``: one after the other on all cores).
+``--quick`` runs the same stages on a tiny data set for a couple of epochs
+(a few minutes). See README.md for the measured times.
 """
 from __future__ import annotations
 
