@@ -86,8 +86,7 @@ def test_grad_mode_autocast_and_threads_follow_the_caller():
 def _losses_and_grads(distiller, data):
     distiller.zero_grad(set_to_none=True)
     losses = distiller.loss(data['inputs'], data['data_samples'])
-    total = sum(v if torch.is_tensor(v) else sum(v)
-                for k, v in losses.items() if 'loss' in k)
+    total, _ = distiller.parse_losses(losses)
     total.backward()
     grads = {n: p.grad.clone() for n, p in distiller.named_parameters()
              if p.grad is not None}

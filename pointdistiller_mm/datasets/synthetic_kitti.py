@@ -1085,10 +1085,7 @@ def _frame_pool(workers: int, num_frames: int):
     if workers <= 1:
         yield None
         return
-    ctx = multiprocessing.get_context(
-        'fork' if 'fork' in multiprocessing.get_all_start_methods()
-        else 'spawn')
-    with ctx.Pool(workers) as pool:
+    with multiprocessing.Pool(workers) as pool:  # _FrameWriter pickles
         yield pool
 
 
